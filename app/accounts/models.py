@@ -1,0 +1,58 @@
+"""Accounts, their account roles and the association between them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+
+#: The account role that lets an account's consultants act for client accounts (SPEC §4).
+CONSULTANCY = "Consultancy"
+
+account_account_role = Table(
+    "account_account_role",
+    Base.metadata,
+    Column(
+        "account_id", ForeignKey("account.id", ondelete="CASCADE"), primary_key=True, index=False
+    ),
+    Column(
+        "account_role_id",
+        ForeignKey("account_role.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+
+class AccountRole(Base):
+    __tablename__ = "account_role"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+
+
+class Account(Base):
+    __tablename__ = "account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    primary_color: Mapped[str | None] = mapped_column(String(7))
+    secondary_color: Mapped[str | None] = mapped_column(String(7))
+    logo_url: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    consultancy_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="SET NULL"), index=True
+    )
+    # Bumped on every effective change; the ETag is derived from it (SPEC §5).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    account_roles: Mapped[list[AccountRole]] = relationship(
+        secondary=account_account_role, lazy="raise", order_by=AccountRole.id
+    )
+
+
+# Names sort case-insensitively (SPEC §5); this index serves ORDER BY lower(name), id.
+Index("ix_account_name_lower", func.lower(Account.name), Account.id)

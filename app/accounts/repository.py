@@ -1,0 +1,143 @@
+"""Queries on accounts and account roles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.accounts.errors import AccountNotFound
+from app.accounts.models import Account, AccountRole, account_account_role
+from app.accounts.scope import account_scope_clause
+from app.auth.policy import AccountScope
+from app.pagination import PageRequest, SortDir, count_where, paginate
+from app.users.models import User
+
+
+@dataclass(frozen=True, slots=True)
+class AccountListFilters:
+    scope: AccountScope
+    terms: Sequence[str]
+    role_id: int | None
+    sort_by: str | None
+    sort_dir: SortDir
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    account: Account
+    user_count: int
+
+
+async def get_by_id(session: AsyncSession, account_id: int, *, for_update: bool = False) -> Account:
+    statement = (
+        select(Account).where(Account.id == account_id).options(selectinload(Account.account_roles))
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    account = (await session.execute(statement)).scalar_one_or_none()
+    if account is None:
+        raise AccountNotFound(account_id)
+    return account
+
+
+async def exists_by_id(session: AsyncSession, account_id: int) -> bool:
+    statement = select(exists().where(Account.id == account_id))
+    return bool((await session.execute(statement)).scalar())
+
+
+async def get_by_name(session: AsyncSession, name: str) -> Account | None:
+    statement = select(Account).where(Account.name == name)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get_role_by_name(session: AsyncSession, name: str) -> AccountRole | None:
+    statement = select(AccountRole).where(AccountRole.name == name)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get_roles_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[AccountRole]:
+    if not ids:
+        return []
+    statement = select(AccountRole).where(AccountRole.id.in_(ids)).order_by(AccountRole.id)
+    return list((await session.execute(statement)).scalars())
+
+
+async def get_roles_by_names(session: AsyncSession, names: Sequence[str]) -> list[AccountRole]:
+    if not names:
+        return []
+    statement = select(AccountRole).where(AccountRole.name.in_(names)).order_by(AccountRole.id)
+    return list((await session.execute(statement)).scalars())
+
+
+def add(session: AsyncSession, row: Account | AccountRole) -> None:
+    session.add(row)
+
+
+def _user_count() -> ColumnElement[int]:
+    return (
+        select(func.count(User.id))
+        .where(User.account_id == Account.id)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+
+
+def _filter_clauses(filters: AccountListFilters) -> list[ColumnElement[bool]]:
+    # autoescape: `%`, `_` and the escape character are literal (SPEC §5, beyond FlexMeasures).
+    clauses = [Account.name.icontains(term, autoescape=True) for term in filters.terms]
+    if filters.role_id is not None:
+        clauses.append(
+            exists().where(
+                account_account_role.c.account_id == Account.id,
+                account_account_role.c.account_role_id == filters.role_id,
+            )
+        )
+    return clauses
+
+
+def _ordered(
+    statement: Select[tuple[Account, int]],
+    filters: AccountListFilters,
+    user_count: ColumnElement[int],
+) -> Select[tuple[Account, int]]:
+    key: Any
+    if filters.sort_by == "name":
+        key = func.lower(Account.name)
+    elif filters.sort_by == "users":
+        key = user_count
+    else:
+        key = Account.id
+    ordered = key.desc() if filters.sort_dir == "desc" else key.asc()
+    # `id` ascending breaks ties, so the same page asked twice has the same rows.
+    return statement.order_by(ordered, Account.id.asc())
+
+
+async def find_accounts(
+    session: AsyncSession, filters: AccountListFilters, page: PageRequest
+) -> list[AccountRow]:
+    """The accounts in scope that pass the filters, in order; one page of them if asked."""
+    user_count = _user_count().label("user_count")
+    statement = (
+        select(Account, user_count)
+        .where(account_scope_clause(filters.scope), *_filter_clauses(filters))
+        .options(selectinload(Account.account_roles))
+    )
+    statement = paginate(_ordered(statement, filters, user_count), page)
+    rows = (await session.execute(statement)).all()
+    return [AccountRow(account=row[0], user_count=int(row[1])) for row in rows]
+
+
+async def count_accounts(session: AsyncSession, filters: AccountListFilters) -> tuple[int, int]:
+    """How many accounts are in scope, and how many of those pass the filters: one query."""
+    clauses = _filter_clauses(filters)
+    statement = select(
+        func.count(), count_where(and_(*clauses)) if clauses else func.count()
+    ).where(account_scope_clause(filters.scope))
+    statement = statement.select_from(Account)
+    total, filtered = (await session.execute(statement)).one()
+    return int(total), int(filtered)

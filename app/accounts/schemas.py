@@ -1,0 +1,176 @@
+"""Request and response shapes of the accounts API."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
+
+from app.pagination import SortDir
+
+AccountSortKey = Literal["id", "name", "users"]
+
+
+class AccountRoleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[1])
+    name: str = Field(examples=["Prosumer"])
+
+
+class AccountOut(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "name": "Test Account",
+                    "account_roles": [{"id": 1, "name": "Prosumer"}],
+                    "consultancy_account_id": 2,
+                    "primary_color": "#1a3443",
+                    "secondary_color": "#f1a122",
+                    "logo_url": "https://example.com/logo.png",
+                    "attributes": {},
+                }
+            ]
+        },
+    )
+
+    id: int
+    name: str
+    account_roles: list[AccountRoleOut]
+    consultancy_account_id: int | None
+    primary_color: str | None
+    secondary_color: str | None
+    logo_url: str | None
+    attributes: dict[str, Any]
+
+
+class AccountWithUserCount(AccountOut):
+    user_count: int = Field(description="How many users the account has.", examples=[3])
+
+
+@dataclass(frozen=True, slots=True)
+class AccountListQuery:
+    """The list's filters and order, parsed from the query string by the router."""
+
+    filter: str | None = None
+    role: str | None = None
+    sort_by: AccountSortKey | None = None
+    sort_dir: SortDir = "asc"
+
+
+# FlexMeasures accepts `#` and 3 or 6 hex digits, either case (SPEC §5).
+COLOR_PATTERN = r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
+Color = Annotated[
+    str,
+    StringConstraints(pattern=COLOR_PATTERN),
+    Field(description="`#` and 3 or 6 hex digits.", examples=["#1a3443"]),
+]
+MAX_NAME_LENGTH = 100
+MAX_URL_LENGTH = 255
+
+
+def _check_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("A name cannot be empty.")
+    if "\x00" in value:
+        raise ValueError("A name cannot contain NUL characters.")
+    return value
+
+
+def _check_logo_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in {"http", "https"} or not parts.netloc or " " in value:
+        raise ValueError("The logo URL must be an http(s) URL.")
+    return value
+
+
+def _attributes_object(value: Any) -> Any:
+    # FlexMeasures clients send attributes as a JSON string; responses always carry the object.
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError("Attributes must be a JSON object.") from exc
+    if not isinstance(value, dict):
+        raise ValueError("Attributes must be a JSON object (send {} to clear them).")
+    return value
+
+
+AccountName = Annotated[
+    str,
+    StringConstraints(max_length=MAX_NAME_LENGTH),
+    AfterValidator(_check_name),
+    Field(description="Unique as written (case-sensitive).", examples=["ACME Solar"]),
+]
+LogoUrl = Annotated[
+    str,
+    StringConstraints(max_length=MAX_URL_LENGTH),
+    AfterValidator(_check_logo_url),
+    Field(description="An http(s) URL.", examples=["https://example.com/logo.png"]),
+]
+Attributes = Annotated[
+    dict[str, Any],
+    BeforeValidator(_attributes_object),
+    Field(
+        description="A JSON object (a string holding one is accepted too).",
+        examples=[{"note": "anything"}],
+    ),
+]
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "ACME Solar", "consultancy_account_id": 2}]},
+    )
+
+    name: AccountName
+    consultancy_account_id: StrictInt | None = Field(
+        default=None,
+        description=(
+            "The consultancy account acting for this one. A consultant's new account defaults "
+            "to the consultant's own account."
+        ),
+    )
+
+
+class AccountPatch(BaseModel):
+    """Any subset of the fields; an empty body changes nothing."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "ACME Solar", "primary_color": "#1a3443"}]},
+    )
+
+    name: AccountName | None = None
+    primary_color: Color | None = None
+    secondary_color: Color | None = None
+    logo_url: LogoUrl | None = None
+    consultancy_account_id: StrictInt | None = None
+    attributes: Attributes | None = None
+    account_roles: list[StrictInt] | None = Field(
+        default=None, description="Ids of the account's roles (admins only)."
+    )
+
+    @field_validator("name", "attributes", "account_roles", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Defaults are not validated, so this only sees a null the client sent.
+        if value is None:
+            raise ValueError("This field cannot be null.")
+        return value

@@ -1,0 +1,114 @@
+"""Declarative base, engine factory and the one-session-per-request dependency."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always UTC-aware in Python, on PostgreSQL and SQLite alike.
+
+    SQLite keeps no offset, so values are stored as naive UTC there and made aware on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give a UTC offset")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: float = 5.0,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """Create the engine; on SQLite, with foreign keys on and working SAVEPOINTs."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": connect_timeout}, **kwargs)
+        _sqlite_recipe(engine)
+        return engine
+    connect_args: dict[str, Any] = {
+        "timeout": connect_timeout,
+        "command_timeout": max(connect_timeout * 6, 30.0),
+    }
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=connect_timeout,
+        connect_args=connect_args,
+        **kwargs,
+    )
+
+
+def _sqlite_recipe(engine: AsyncEngine) -> None:
+    # SQLAlchemy's aiosqlite recipe: let SQLAlchemy emit BEGIN itself so that SAVEPOINTs work
+    # ("Serializable isolation / Savepoints / Transactional DDL" in the SQLite dialect docs).
+    # IMMEDIATE takes the write lock up front: two concurrent read-then-write transactions wait
+    # for each other (busy_timeout) instead of one failing with "database is locked".
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; leaving it rolls back whatever was not committed."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,0 +1,121 @@
+"""The ASGI application: routers, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import FLEXMEASURES_VERSION, __version__, errors
+from app.accounts.router import router as accounts_router
+from app.auth.dependencies import get_principal
+from app.auth.router import router as auth_router
+from app.db import make_engine, make_sessionmaker
+from app.health.router import router as health_router
+from app.settings import Settings, get_settings
+from app.users.router import router as users_router
+
+API_PREFIX = "/api"
+V3_PREFIX = "/api/v3_0"
+
+
+class ApiInfo(BaseModel):
+    message: str
+    versions: list[str] = Field(examples=[["v3_0"]])
+    server_version: str = Field(examples=[__version__])
+    flexmeasures_version: str = Field(
+        description="The FlexMeasures release whose Accounts API this service matches.",
+        examples=[FLEXMEASURES_VERSION],
+    )
+
+
+class FlexMeasuresVersionHeader:
+    """Adds `FlexMeasures-Version` to every response; FlexMeasures clients track it (SPEC §3)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (b"flexmeasures-version", FLEXMEASURES_VERSION.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+    engine = make_engine(
+        settings.database_url,
+        connect_timeout=settings.db_connect_timeout,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Accounts service",
+        version=__version__,
+        summary="The FlexMeasures v3 Accounts API, as an async microservice.",
+        description=(
+            "Tenant accounts of an energy-flexibility platform: list, read, create and update "
+            "accounts, consultancies acting for client accounts, a per-account audit log and "
+            "token log-in. Compatible with FlexMeasures clients. Log in with "
+            "`POST /api/requestAuthToken`, then send the token as the `Authorization` header."
+        ),
+        openapi_url=f"{V3_PREFIX}/openapi.json",
+        docs_url=f"{V3_PREFIX}/docs",
+        redoc_url=f"{V3_PREFIX}/redoc",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    errors.install_handlers(app)
+    app.add_middleware(FlexMeasuresVersionHeader)
+
+    @app.get(
+        f"{API_PREFIX}/",
+        operation_id="get_api_info",
+        summary="API versions",
+        response_model=ApiInfo,
+        tags=["Meta"],
+    )
+    async def api_info() -> ApiInfo:
+        """Public. Which API versions this server offers, and its own version."""
+        return ApiInfo(
+            message="The accounts service. Its API lives under /api/v3_0.",
+            versions=["v3_0"],
+            server_version=__version__,
+            flexmeasures_version=FLEXMEASURES_VERSION,
+        )
+
+    app.include_router(auth_router, prefix=API_PREFIX)
+    app.include_router(health_router, prefix=V3_PREFIX)
+    protected = APIRouter(
+        prefix=V3_PREFIX,
+        dependencies=[Depends(get_principal)],
+        responses=errors.documented(401),
+    )
+    protected.include_router(accounts_router)
+    protected.include_router(users_router)
+    app.include_router(protected)
+    return app
+
+
+app = create_app()

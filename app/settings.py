@@ -1,0 +1,52 @@
+"""Settings read once from the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./accounts.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: SecretStr | None = None
+    token_max_age: int = 21600
+    # Seconds before a database connection attempt or statement gives up (SPEC: bounded faults).
+    db_connect_timeout: float = 5.0
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _secret_key_for_environment(self) -> Settings:
+        if self.secret_key is None or not self.secret_key.get_secret_value():
+            if self.app_env == "production":
+                raise ValueError(
+                    "SECRET_KEY must be set when APP_ENV=production: tokens cannot be signed"
+                )
+            logger.warning(
+                "SECRET_KEY is not set: using a random key; tokens will not survive a restart"
+            )
+            self.secret_key = SecretStr(secrets.token_urlsafe(48))
+        return self
+
+    @property
+    def signing_key(self) -> str:
+        assert self.secret_key is not None  # set by the validator
+        return self.secret_key.get_secret_value()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

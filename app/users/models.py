@@ -1,0 +1,52 @@
+"""Users and their (user) roles."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.accounts.models import Account
+from app.db import Base
+
+
+class RoleName(StrEnum):
+    ADMIN = "admin"
+    ADMIN_READER = "admin-reader"
+    ACCOUNT_ADMIN = "account-admin"
+    CONSULTANT = "consultant"
+
+
+user_user_role = Table(
+    "user_user_role",
+    Base.metadata,
+    Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_role_id", ForeignKey("user_role.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class UserRole(Base):
+    __tablename__ = "user_role"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+
+
+class User(Base):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    username: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    # Part of every token; bumped on deactivation and password change, which revokes old tokens.
+    token_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    account: Mapped[Account] = relationship(lazy="raise")
+    roles: Mapped[list[UserRole]] = relationship(
+        secondary=user_user_role, lazy="raise", order_by=UserRole.id
+    )
