@@ -1,0 +1,136 @@
+"""One migrated database per backend and session; each test in a transaction that is rolled back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth import tokens
+from app.db import get_session, make_engine
+from app.main import create_app
+from app.settings import Settings
+from tests.databases import Backend, create_database, drop_database, migrate, selected_backend
+from tests.world import World, seed
+
+SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+
+
+@pytest.fixture(scope="session")
+def backend() -> Backend:
+    return selected_backend()
+
+
+@pytest.fixture(scope="session")
+async def database_url(backend: Backend) -> AsyncIterator[str]:
+    url = await create_database(backend)
+    await migrate(url)
+    yield url
+    await drop_database(backend, url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def world(engine: AsyncEngine) -> World:
+    return await seed(engine)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        app_env="test",
+        database_url=database_url,
+        secret_key=SecretStr(SECRET),
+        token_max_age=3600,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine, world: World) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        yield conn
+        if outer.is_active:
+            await outer.rollback()
+
+
+@pytest.fixture
+def sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions joined to the test's transaction: a service's commit releases a SAVEPOINT."""
+    return async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+async def client(
+    app: FastAPI, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[AsyncClient]:
+    async def session_per_request() -> AsyncIterator[AsyncSession]:
+        async with sessions() as session:
+            yield session
+
+    app.dependency_overrides[get_session] = session_per_request
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
+        yield http
+    app.dependency_overrides.clear()
+
+
+@pytest.fixture(scope="session")
+def token_for(world: World) -> Callable[[str], str]:
+    """A real token for a world user (by demo key), signed as the app signs them."""
+
+    def mint(key: str) -> str:
+        return tokens.issue_token(world.user(key).id, 1, key=SECRET, max_age=3600)
+
+    return mint
+
+
+@pytest.fixture(scope="session")
+def headers_for(token_for: Callable[[str], str]) -> Callable[[str | None], dict[str, str]]:
+    def headers(key: str | None) -> dict[str, str]:
+        return {} if key is None else {"Authorization": token_for(key)}
+
+    return headers
+
+
+class QueryCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+@pytest.fixture
+def count_queries(engine: AsyncEngine) -> Iterator[QueryCounter]:
+    counter = QueryCounter()
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            counter.statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    yield counter
+    event.remove(engine.sync_engine, "before_cursor_execute", before)
