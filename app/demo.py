@@ -158,3 +158,14 @@ async def load_demo(session: AsyncSession, password_hash: str) -> bool:
         created = True
     await session.commit()
     return created
+
+
+def print_logins() -> None:
+    print(f"Demo log-ins (password for all: {DEMO_PASSWORD}):")
+    for user in USERS:
+        roles = f" [{', '.join(user.roles)}]" if user.roles else ""
+        print(f"  {user.email:<58} {user.account}{roles}")
+
+
+if __name__ == "__main__":
+    print_logins()

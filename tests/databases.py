@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -49,8 +50,8 @@ async def create_database(backend: Backend) -> str:
 async def drop_database(backend: Backend, url: str) -> None:
     if backend.server_url is None:
         path = make_url(url).database
-        if path and os.path.exists(path):
-            os.remove(path)
+        if path:
+            await asyncio.to_thread(shutil.rmtree, os.path.dirname(path), True)
         return
     name = make_url(url).database
     conn = await asyncpg.connect(_asyncpg_dsn(backend.server_url))

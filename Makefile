@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?= -q
+
+.PHONY: install run test test-postgres test-sqlite lint format openapi clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Serve the demo on the embedded SQLite default, with Swagger UI at /api/v3_0/docs.
+run: install
+	$(PY) -m app.cli db upgrade
+	$(PY) -m app.cli add demo
+	$(PY) -m app.demo
+	@echo "Serving on http://$(HOST):$(PORT) — Swagger UI: http://$(HOST):$(PORT)/api/v3_0/docs"
+	$(VENV)/bin/uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+## The whole suite on PostgreSQL (TEST_DATABASE_URL, or a throwaway cluster), then on SQLite.
+test: test-postgres test-sqlite
+
+test-postgres: install
+	$(PY) -m tests.postgres -- $(PY) -m pytest $(PYTEST_ARGS)
+
+test-sqlite: install
+	TEST_DATABASE_URL=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check app tests alembic
+	$(VENV)/bin/ruff format --check app tests alembic
+	$(VENV)/bin/mypy app
+
+format: install
+	$(VENV)/bin/ruff check --fix app tests alembic
+	$(VENV)/bin/ruff format app tests alembic
+
+clean:
+	rm -rf $(VENV) accounts.db .pytest_cache .mypy_cache .ruff_cache
