@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?= -q
 
-.PHONY: install run test test-postgres test-sqlite lint format openapi clean
+.PHONY: install system-deps run test test-postgres test-sqlite lint format openapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,22 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+## What the suite needs from Debian: PostgreSQL's server binaries (for a throwaway cluster) and
+## Chromium (the Swagger UI browser test). Installed when missing and we may; else explained.
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+		|| [ -n "$$TEST_DATABASE_URL" ] || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing$$missing from Debian's packages"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "Please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; \
+		fi; \
+	fi
 
 ## Serve the demo on the embedded SQLite default, with Swagger UI at /api/v3_0/docs.
 run: install
@@ -27,10 +43,10 @@ run: install
 ## The whole suite on PostgreSQL (TEST_DATABASE_URL, or a throwaway cluster), then on SQLite.
 test: test-postgres test-sqlite
 
-test-postgres: install
+test-postgres: install system-deps
 	$(PY) -m tests.postgres -- $(PY) -m pytest $(PYTEST_ARGS)
 
-test-sqlite: install
+test-sqlite: install system-deps
 	TEST_DATABASE_URL=sqlite $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -41,6 +57,10 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix app tests alembic
 	$(VENV)/bin/ruff format app tests alembic
+
+## Regenerate the committed OpenAPI document (a test fails while it is stale).
+openapi: install
+	$(PY) -m app.openapi
 
 clean:
 	rm -rf $(VENV) accounts.db .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import SecretStr, TypeAdapter, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import demo
@@ -218,6 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (OSError, ConnectionError) as exc:
         print(f"Error: cannot reach the database ({type(exc).__name__}).", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        # An unmigrated database, an unwritable SQLite path, ...: still one line, no traceback.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"Error: database error: {reason}", file=sys.stderr)
+        return 1
+    except EOFError:
+        print("Error: no password given (the input ended).", file=sys.stderr)
         return 1
     return 0
 

@@ -27,6 +27,15 @@ NAMING_CONVENTION = {
 }
 
 
+#: Ids are 32-bit integers in the database; a larger number names no row (and must not reach SQL,
+#: where it would overflow the column type).
+MAX_ID = 2_147_483_647
+
+
+def storable_id(value: int) -> bool:
+    return 1 <= value <= MAX_ID
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import FLEXMEASURES_VERSION
+
 logger = logging.getLogger(__name__)
 
 Location = Literal["json", "query", "path"]
@@ -25,6 +27,7 @@ class AppError(Exception):
     http_status: int = 500
     status: str = "INTERNAL_SERVER_ERROR"
     message: Any = "Something went wrong on our side."
+    headers: dict[str, str] = {}  # noqa: RUF012  (read-only default; instances replace it)
 
     def __init__(self, message: Any = None) -> None:
         if message is not None:
@@ -70,6 +73,16 @@ class InvalidInput(AppError):
         super().__init__({location: {field: [reason]}})
 
 
+class TooManyRequests(AppError):
+    http_status = 429
+    status = "TOO_MANY_REQUESTS"
+    message = "Too many failed log-ins; try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class ServiceUnavailable(AppError):
     http_status = 503
     status = "SERVICE_UNAVAILABLE"
@@ -98,7 +111,9 @@ _EXAMPLES: dict[int, tuple[str, Any]] = {
     403: ("INVALID_SENDER", Forbidden.message),
     404: ("NOT_FOUND", "Account 42 not found"),
     412: ("PRECONDITION_FAILED", PreconditionFailed.message),
+    413: ("PAYLOAD_TOO_LARGE", "The request body is larger than 65536 bytes."),
     422: ("UNPROCESSABLE_ENTITY", {"json": {"name": ["Field required"]}}),
+    429: ("TOO_MANY_REQUESTS", TooManyRequests.message),
     503: ("SERVICE_UNAVAILABLE", ServiceUnavailable.message),
 }
 
@@ -143,7 +158,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
-        return envelope(exc.http_status, exc.status, exc.message, **headers)
+        return envelope(exc.http_status, exc.status, exc.message, **headers, **exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -160,6 +175,8 @@ def install_handlers(app: FastAPI) -> None:
                 f"{request.method} is not allowed on {request.url.path}.",
                 **(exc.headers or {}),
             )
+        if exc.status_code == 400:  # e.g. a body FastAPI could not parse at all
+            return envelope(400, InvalidRequest.status, InvalidRequest.message)
         status = HTTPStatus(exc.status_code)
         return envelope(exc.status_code, status.name, str(exc.detail or status.phrase))
 
@@ -181,7 +198,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error", exc_info=exc)
-        return envelope(500, AppError.status, AppError.message)
+        # Starlette answers this one from its outermost middleware, outside the one that adds
+        # FlexMeasures-Version to every response (SPEC §3), so the header is set here.
+        return envelope(
+            500, AppError.status, AppError.message, **{"FlexMeasures-Version": FLEXMEASURES_VERSION}
+        )
 
 
 def _is_connection_problem(orig: BaseException | None) -> bool:

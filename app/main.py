@@ -6,16 +6,21 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import FLEXMEASURES_VERSION, __version__, errors
 from app.accounts.router import router as accounts_router
 from app.auth.dependencies import get_principal
+from app.auth.ratelimit import LoginLimiter
 from app.auth.router import router as auth_router
 from app.db import make_engine, make_sessionmaker
 from app.health.router import router as health_router
+from app.limits import BodySizeLimit
+from app.observability import Metrics, RequestObservability
 from app.settings import Settings, get_settings
 from app.users.router import router as users_router
 
@@ -68,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc from the assets its package ships: FastAPI's
+    # default pages load them from a CDN and stay blank on machines without internet.
+    app = FastAPIOffline(
         title="Accounts service",
         version=__version__,
         summary="The FlexMeasures v3 Accounts API, as an async microservice.",
@@ -81,13 +88,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{V3_PREFIX}/openapi.json",
         docs_url=f"{V3_PREFIX}/docs",
         redoc_url=f"{V3_PREFIX}/redoc",
+        static_url=f"{V3_PREFIX}/docs-static",
+        swagger_ui_oauth2_redirect_url=f"{V3_PREFIX}/docs/oauth2-redirect",
+        swagger_ui_parameters={"persistAuthorization": True, "displayOperationId": True},
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.login_limiter = LoginLimiter.from_settings(
+        settings.rate_limit_storage_url, settings.login_failure_limit
+    )
+    metrics = Metrics(engine)
     errors.install_handlers(app)
+    # The last added runs first: observe everything, then stamp the version, then limit bodies.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(FlexMeasuresVersionHeader)
+    app.add_middleware(RequestObservability, metrics=metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of this worker process."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         f"{API_PREFIX}/",

@@ -15,6 +15,8 @@ from app.errors import InvalidInput
 T = TypeVar("T")
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 10
+# Keeps OFFSET within what every backend's integers hold.
+MAX_PAGE = 2_147_483_647
 
 SortDir = Literal["asc", "desc"]
 
@@ -34,24 +36,28 @@ class PageRequest:
 def page_request(
     page: Annotated[
         int | None,
-        Query(ge=1, description="Page number, from 1. Without it the answer is a bare list."),
+        Query(
+            ge=1,
+            le=MAX_PAGE,
+            description="Page number, from 1. Without it the answer is a bare list.",
+        ),
     ] = None,
     per_page: Annotated[
         int | None,
         Query(
             ge=1,
             le=MAX_PER_PAGE,
-            description=f"Rows per page (default {DEFAULT_PER_PAGE}, at most {MAX_PER_PAGE}).",
+            description=(
+                f"Rows per page (default {DEFAULT_PER_PAGE}, at most {MAX_PER_PAGE}). "
+                "FlexMeasures' newer spelling `per-page` is accepted too."
+            ),
         ),
     ] = None,
     per_page_hyphenated: Annotated[
         int | None,
-        Query(
-            alias="per-page",
-            ge=1,
-            le=MAX_PER_PAGE,
-            description="Alias of `per_page` (FlexMeasures' newer spelling).",
-        ),
+        # Accepted, but left out of the document so that generated clients get one clean
+        # `per_page` argument (its description names the alias).
+        Query(alias="per-page", ge=1, le=MAX_PER_PAGE, include_in_schema=False),
     ] = None,
 ) -> PageRequest:
     size = per_page if per_page is not None else per_page_hyphenated

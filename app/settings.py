@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     db_pool_size: int = 5
     db_max_overflow: int = 10
     log_level: str = "INFO"
+    # Failed log-ins allowed per email and per client address (a `limits` rate string).
+    login_failure_limit: str = "10/minute"
+    # Where the log-in limiter counts: in memory (one process) or e.g. redis://host:6379/0.
+    rate_limit_storage_url: str = "memory://"
+    max_body_bytes: int = 65536
 
     @model_validator(mode="after")
     def _secret_key_for_environment(self) -> Settings:

@@ -14,6 +14,7 @@ from app.accounts.errors import AccountNotFound
 from app.accounts.models import Account, AccountRole, account_account_role
 from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
+from app.db import storable_id
 from app.pagination import PageRequest, SortDir, count_where, paginate
 from app.users.models import User
 
@@ -34,6 +35,8 @@ class AccountRow:
 
 
 async def get_by_id(session: AsyncSession, account_id: int, *, for_update: bool = False) -> Account:
+    if not storable_id(account_id):
+        raise AccountNotFound(account_id)
     statement = (
         select(Account).where(Account.id == account_id).options(selectinload(Account.account_roles))
     )
@@ -46,6 +49,8 @@ async def get_by_id(session: AsyncSession, account_id: int, *, for_update: bool 
 
 
 async def exists_by_id(session: AsyncSession, account_id: int) -> bool:
+    if not storable_id(account_id):
+        return False
     statement = select(exists().where(Account.id == account_id))
     return bool((await session.execute(statement)).scalar())
 
@@ -61,6 +66,7 @@ async def get_role_by_name(session: AsyncSession, name: str) -> AccountRole | No
 
 
 async def get_roles_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[AccountRole]:
+    ids = [role_id for role_id in ids if storable_id(role_id)]
     if not ids:
         return []
     statement = select(AccountRole).where(AccountRole.id.in_(ids)).order_by(AccountRole.id)

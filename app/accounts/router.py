@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app import errors
 from app.accounts import service as accounts_service
@@ -13,14 +13,15 @@ from app.accounts.schemas import (
     AccountCreate,
     AccountListQuery,
     AccountOut,
+    AccountPage,
     AccountPatch,
     AccountSortKey,
     AccountWithUserCount,
 )
-from app.audit.schemas import AuditRecordOut
+from app.audit.schemas import AuditRecordOut, AuditRecordPage
 from app.auth.dependencies import CurrentPrincipal
 from app.db import SessionDep
-from app.pagination import Page, PageRequestDep, SortDir
+from app.pagination import PageRequestDep, SortDir
 
 router = APIRouter(prefix="/accounts", tags=["Accounts"])
 
@@ -43,14 +44,23 @@ def account_list_query(
     ] = None,
     sort_by: Annotated[
         AccountSortKey | None,
-        Query(description="Sort key; ties are broken by id ascending. Default: id."),
+        Query(
+            description=(
+                "Sort key (default id); ties are broken by id ascending. Names sort "
+                "case-insensitively. `sort-by` is accepted too."
+            )
+        ),
     ] = None,
+    # The hyphenated aliases are accepted but kept out of the document (see page_request).
     sort_by_hyphenated: Annotated[
-        AccountSortKey | None, Query(alias="sort-by", description="Alias of `sort_by`.")
+        AccountSortKey | None, Query(alias="sort-by", include_in_schema=False)
     ] = None,
-    sort_dir: Annotated[SortDir | None, Query(description="Sort direction (default asc).")] = None,
+    sort_dir: Annotated[
+        SortDir | None,
+        Query(description="Sort direction (default asc). `sort-dir` is accepted too."),
+    ] = None,
     sort_dir_hyphenated: Annotated[
-        SortDir | None, Query(alias="sort-dir", description="Alias of `sort_dir`.")
+        SortDir | None, Query(alias="sort-dir", include_in_schema=False)
     ] = None,
 ) -> AccountListQuery:
     return AccountListQuery(
@@ -65,7 +75,7 @@ def account_list_query(
     "",
     operation_id="list_accounts",
     summary="List accessible accounts",
-    response_model=list[AccountOut] | Page[AccountWithUserCount],
+    response_model=list[AccountOut] | AccountPage,
     responses=errors.documented(401, 422),
 )
 async def list_accounts(
@@ -73,7 +83,7 @@ async def list_accounts(
     session: SessionDep,
     page: PageRequestDep,
     query: Annotated[AccountListQuery, Depends(account_list_query)],
-) -> list[AccountOut] | Page[AccountWithUserCount]:
+) -> list[AccountOut] | AccountPage:
     """List the accounts the caller may see.
 
     Admins and admin-readers see every account; other users see their own account and, with
@@ -87,7 +97,7 @@ async def list_accounts(
     rows, total, filtered = await accounts_service.list_accounts(session, who, query, page)
     if page.page is None:
         return [AccountOut.model_validate(row.account) for row in rows]
-    return Page[AccountWithUserCount](
+    return AccountPage(
         data=[
             AccountWithUserCount.model_validate(
                 {
@@ -153,9 +163,20 @@ async def create_account(
     return AccountOut.model_validate(account)
 
 
-async def _account_to_update(id: AccountId, who: CurrentPrincipal, session: SessionDep) -> Account:
-    # A dependency, so that the permission check comes before the body's validation (SPEC §4).
-    return await accounts_service.authorize_update(session, who, id)
+async def _account_to_update(
+    id: AccountId, who: CurrentPrincipal, session: SessionDep, request: Request
+) -> Account:
+    # A dependency, so that the permission checks come before the body's validation (SPEC §4):
+    # also those that depend only on which fields are sent (`account_roles`, the consultancy).
+    return await accounts_service.authorize_update(session, who, id, await _fields_sent(request))
+
+
+async def _fields_sent(request: Request) -> frozenset[str]:
+    try:
+        body = await request.json()  # already read and cached by FastAPI
+    except ValueError:
+        return frozenset()  # FastAPI answers 400 for it
+    return frozenset(body) if isinstance(body, dict) else frozenset()
 
 
 @router.patch(
@@ -194,7 +215,7 @@ async def update_account(
     "/{id}/auditlog",
     operation_id="get_account_audit_log",
     summary="Read an account's audit log",
-    response_model=list[AuditRecordOut] | Page[AuditRecordOut],
+    response_model=list[AuditRecordOut] | AuditRecordPage,
     responses=errors.documented(401, 403, 404, 422),
 )
 async def get_account_audit_log(
@@ -211,7 +232,7 @@ async def get_account_audit_log(
             )
         ),
     ] = None,
-) -> list[AuditRecordOut] | Page[AuditRecordOut]:
+) -> list[AuditRecordOut] | AuditRecordPage:
     """The changes made to an account, oldest first. Admins, admin-readers, account-admins of
     the account and consultants of its consultancy account may read it.
 
@@ -220,4 +241,4 @@ async def get_account_audit_log(
     data = [AuditRecordOut.model_validate(record) for record in records]
     if page.page is None:
         return data
-    return Page[AuditRecordOut](data=data, num_records=total, filtered_records=filtered)
+    return AuditRecordPage(data=data, num_records=total, filtered_records=filtered)

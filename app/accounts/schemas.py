@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.pagination import SortDir
+from app.pagination import Page, SortDir
 
 AccountSortKey = Literal["id", "name", "users"]
 
@@ -61,6 +61,10 @@ class AccountOut(BaseModel):
 
 class AccountWithUserCount(AccountOut):
     user_count: int = Field(description="How many users the account has.", examples=[3])
+
+
+class AccountPage(Page[AccountWithUserCount]):
+    """One page of accounts, each with its user count."""
 
 
 @dataclass(frozen=True, slots=True)

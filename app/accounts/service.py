@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -67,13 +67,20 @@ def if_match_holds(if_match: str | None, account: Account) -> bool:
     return "*" in tags or etag_of(account) in tags
 
 
-async def authorize_update(session: AsyncSession, who: Principal, account_id: int) -> Account:
-    """Load (and lock) the account a PATCH is about and check that the caller may update it.
+async def authorize_update(
+    session: AsyncSession, who: Principal, account_id: int, fields: Collection[str] = ()
+) -> Account:
+    """Load (and lock) the account a PATCH is about and check that the caller may update it,
+    and may send the `fields` named in the body at all.
 
     Runs before the body is validated: permission checks come before validation (SPEC §4).
     """
     account = await accounts_repository.get_by_id(session, account_id, for_update=True)
     policy.ensure_can_update_account(who, account)
+    if "account_roles" in fields:
+        policy.ensure_can_set_account_roles(who)
+    if "consultancy_account_id" in fields and not policy.is_admin(who):
+        policy.ensure_may_assign_consultancies(who)
     return account
 
 

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.pagination import Page
+
 
 class AuditRecordOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -17,3 +19,7 @@ class AuditRecordOut(BaseModel):
     )
     active_user_id: int | None = Field(description="Who did it (none for the CLI).", examples=[5])
     active_user_name: str | None = Field(examples=["Test Admin User"])
+
+
+class AuditRecordPage(Page[AuditRecordOut]):
+    """One page of an account's audit log."""

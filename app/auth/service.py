@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import passwords, tokens
-from app.errors import Unauthorized
+from app.auth.ratelimit import LoginLimiter
+from app.errors import TooManyRequests, Unauthorized
 from app.settings import Settings
 from app.users import repository as users_repository
 
@@ -15,13 +16,25 @@ LOGIN_FAILED = "Wrong email or password, or the user is not active."
 
 
 async def request_token(
-    session: AsyncSession, settings: Settings, email: str, password: str
+    session: AsyncSession,
+    settings: Settings,
+    limiter: LoginLimiter,
+    *,
+    email: str,
+    password: str,
+    client_address: str,
 ) -> tuple[str, int]:
+    wait = await limiter.retry_after(email, client_address)
+    if wait is not None:
+        raise TooManyRequests(wait)
     user = await users_repository.get_by_email(session, email)
     if user is None:
         await passwords.verify_password(password, passwords.dummy_hash())  # same cost as a miss
-        raise Unauthorized(LOGIN_FAILED)
-    if not await passwords.verify_password(password, user.password_hash) or not user.active:
+        verified = False
+    else:
+        verified = await passwords.verify_password(password, user.password_hash)
+    if user is None or not verified or not user.active:
+        await limiter.failed(email, client_address)
         raise Unauthorized(LOGIN_FAILED)
     token = tokens.issue_token(
         user.id, user.token_version, key=settings.signing_key, max_age=settings.token_max_age

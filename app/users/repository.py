@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.accounts.models import Account, AccountRole, account_account_role
 from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
+from app.db import storable_id
 from app.pagination import PageRequest, SortDir, count_where, paginate
 from app.users.models import User, UserRole, user_user_role
 
@@ -30,6 +31,8 @@ class PrincipalRow:
 
 async def get_principal_row(session: AsyncSession, user_id: int) -> PrincipalRow | None:
     """The user behind a token with its role names and its account's role names: one query."""
+    if not storable_id(user_id):
+        return None
     statement = (
         select(
             User.id,
@@ -62,6 +65,8 @@ async def get_principal_row(session: AsyncSession, user_id: int) -> PrincipalRow
 
 
 async def get_by_id(session: AsyncSession, user_id: int) -> User | None:
+    if not storable_id(user_id):
+        return None
     statement = select(User).where(User.id == user_id).options(selectinload(User.roles))
     return (await session.execute(statement)).scalar_one_or_none()
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Query
 from app import errors
 from app.auth.dependencies import CurrentPrincipal
 from app.db import SessionDep
-from app.pagination import Page, PageRequestDep, SortDir
+from app.pagination import PageRequestDep, SortDir
 from app.users import service as users_service
-from app.users.schemas import UserOut
+from app.users.schemas import UserOut, UserPage
 
 router = APIRouter(prefix="/users", tags=["Users"])
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/users", tags=["Users"])
     "",
     operation_id="list_users",
     summary="List users",
-    response_model=list[UserOut] | Page[UserOut],
+    response_model=list[UserOut] | UserPage,
     responses=errors.documented(401, 403, 404, 422),
 )
 async def list_users(
@@ -37,7 +37,7 @@ async def list_users(
     ] = None,
     sort_by: Annotated[Literal["id", "username", "email"] | None, Query()] = None,
     sort_dir: Annotated[SortDir, Query()] = "asc",
-) -> list[UserOut] | Page[UserOut]:
+) -> list[UserOut] | UserPage:
     """List the users of the accounts the caller may read (admins: all users).
 
     Without `page` a bare list, as FlexMeasures; with `page` the paginated envelope.
@@ -55,7 +55,7 @@ async def list_users(
     data = [UserOut.of(user) for user in users]
     if page.page is None:
         return data
-    return Page[UserOut](data=data, num_records=total, filtered_records=filtered)
+    return UserPage(data=data, num_records=total, filtered_records=filtered)
 
 
 @router.get(

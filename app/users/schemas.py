@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from app.pagination import Page
 from app.users.models import User
 
 
@@ -25,3 +26,7 @@ class UserOut(BaseModel):
             active=user.active,
             flexmeasures_roles=[role.id for role in user.roles],
         )
+
+
+class UserPage(Page[UserOut]):
+    """One page of users."""

@@ -40,7 +40,9 @@ async def test_the_token_works_raw_and_as_bearer(
     client: AsyncClient, world: World, scheme: str
 ) -> None:
     _, body = await log_in(client, world.user("consultant").email, PASSWORD)
-    response = await client.get(ACCOUNTS, headers={"Authorization": f"{scheme}{body['auth_token']}"})
+    response = await client.get(
+        ACCOUNTS, headers={"Authorization": f"{scheme}{body['auth_token']}"}
+    )
     assert response.status_code == 200
     assert {a["id"] for a in response.json()} == {
         world.account("Test Consultancy Account"),
@@ -107,12 +109,22 @@ async def test_missing_fields_are_422(
 
 
 @pytest.mark.parametrize(
-    "content",
-    [b"email=a&password=b", b"{not json", b'["email", "password"]', b'"a string"', b""],
+    ("content", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b'["email", "password"]', "application/json"),
+        (b'"a string"', "application/json"),
+        (b"", "application/json"),
+        (b"email=a%40b.c&password=b", "application/x-www-form-urlencoded"),
+        (b"hello", "text/plain"),
+    ],
 )
-async def test_a_body_that_is_not_a_json_object_is_400(client: AsyncClient, content: bytes) -> None:
-    response = await client.post(
-        LOGIN, content=content, headers={"Content-Type": "application/json"}
-    )
+async def test_a_body_that_is_not_a_json_object_is_400(
+    client: AsyncClient, content: bytes, content_type: str
+) -> None:
+    response = await client.post(LOGIN, content=content, headers={"Content-Type": content_type})
     assert response.status_code == 400
-    assert response.json()["status"] == "INVALID_REQUEST"
+    assert response.json() == {
+        "message": "The request body is not a valid JSON object.",
+        "status": "INVALID_REQUEST",
+    }

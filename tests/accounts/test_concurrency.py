@@ -1,0 +1,207 @@
+"""Concurrent writes through the real app, with real commits, on a database of their own.
+
+The rest of the suite runs each test in a transaction that is rolled back; that cannot show what
+happens when requests race each other to commit. Here the app runs as deployed (no session
+override, its own engine and pool), so every request commits for real and the database's locks
+and unique constraints decide the races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
+from pydantic import SecretStr
+
+from app.auth import tokens
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import SECRET
+from tests.databases import Backend, create_database, drop_database, migrate
+from tests.world import World, seed
+
+URL = "/api/v3_0/accounts"
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    app: FastAPI
+    world: World
+
+    def headers(self, key: str) -> dict[str, str]:
+        token = tokens.issue_token(self.world.user(key).id, 1, key=SECRET, max_age=3600)
+        return {"Authorization": token}
+
+
+@pytest.fixture(scope="module")
+async def live(backend: Backend) -> AsyncIterator[Live]:
+    """A fresh, migrated, seeded database and an app that commits to it for real."""
+    url = await create_database(backend)
+    try:
+        await migrate(url)
+        app = create_app(
+            Settings(
+                app_env="test",
+                database_url=url,
+                secret_key=SecretStr(SECRET),
+                token_max_age=3600,
+                db_pool_size=10,
+                db_max_overflow=10,
+            )
+        )
+        try:
+            yield Live(app=app, world=await seed(app.state.engine))
+        finally:
+            await app.state.engine.dispose()
+    finally:
+        await drop_database(backend, url)
+
+
+@pytest.fixture
+async def http(live: Live) -> AsyncIterator[AsyncClient]:
+    assert not live.app.dependency_overrides  # real sessions, real commits
+    async with AsyncClient(transport=ASGITransport(app=live.app), base_url="http://test") as client:
+        yield client
+
+
+async def new_account(http: AsyncClient, live: Live, name: str) -> int:
+    response = await http.post(URL, json={"name": name}, headers=live.headers("admin"))
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+async def audit_events(http: AsyncClient, live: Live, account_id: int) -> list[str]:
+    response = await http.get(f"{URL}/{account_id}/auditlog", headers=live.headers("admin"))
+    assert response.status_code == 200
+    return [record["event"] for record in response.json()]
+
+
+async def names_like(http: AsyncClient, live: Live, name: str) -> list[str]:
+    response = await http.get(URL, params={"filter": f'"{name}"'}, headers=live.headers("admin"))
+    return [account["name"] for account in response.json()]
+
+
+def statuses(responses: list[Response]) -> list[int]:
+    return sorted(response.status_code for response in responses)
+
+
+async def test_concurrent_patches_of_one_account_all_apply_whole(
+    http: AsyncClient, live: Live
+) -> None:
+    account_id = await new_account(http, live, "Contended")
+    renames = [
+        {"name": f"Contended {i}", "primary_color": f"#{i:02d}{i:02d}{i:02d}"} for i in range(10)
+    ]
+    # Five requests that all set the same value: whichever runs first changes it, the others
+    # change nothing, so they add exactly one record between them.
+    same_colour = [{"secondary_color": "#abcdef"}] * 5
+    bodies: list[dict[str, Any]] = [*renames, *same_colour]
+    responses = await asyncio.gather(
+        *(
+            http.patch(f"{URL}/{account_id}", json=body, headers=live.headers("admin"))
+            for body in bodies
+        )
+    )
+    assert statuses(responses) == [200] * len(bodies), [r.text for r in responses]
+    for body, response in zip(bodies, responses, strict=True):
+        assert response.json().items() >= body.items()  # each answers its own change
+
+    # Ten different states: ten different versions, so no two renames read the same version.
+    rename_etags = [response.headers["ETag"] for response in responses[: len(renames)]]
+    assert len(set(rename_etags)) == len(renames)
+
+    final = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
+    state = final.json()
+    # The final state is one request's, whole: its name and colour come from the same body.
+    winner = next(i for i, body in enumerate(renames) if body["name"] == state["name"])
+    assert state["primary_color"] == renames[winner]["primary_color"]
+    assert state["secondary_color"] == "#abcdef"
+    # ... and its ETag is the one the last effective change answered with.
+    assert final.headers["ETag"] in {response.headers["ETag"] for response in responses}
+
+    events = await audit_events(http, live, account_id)
+    assert events[0] == "Account Created"
+    updates = events[1:]
+    assert len(updates) == len(renames) + 1
+    assert updates.count("Account Updated, Field: secondary_color") == 1
+    assert sum(
+        event.startswith("Account Updated, Field: name, primary_color") for event in updates
+    ) == (len(renames))
+
+
+async def test_concurrent_patches_with_the_same_if_match_let_exactly_one_through(
+    http: AsyncClient, live: Live
+) -> None:
+    account_id = await new_account(http, live, "Guarded")
+    read = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
+    etag = read.headers["ETag"]
+    headers = {**live.headers("admin"), "If-Match": etag}
+    responses = await asyncio.gather(
+        *(
+            http.patch(f"{URL}/{account_id}", json={"name": f"Guarded {i}"}, headers=headers)
+            for i in range(8)
+        )
+    )
+    assert statuses(responses) == [200] + [412] * 7, [r.text for r in responses]
+    (winner,) = [response for response in responses if response.status_code == 200]
+    for response in responses:
+        if response.status_code == 412:
+            assert response.json()["status"] == "PRECONDITION_FAILED"
+    final = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
+    assert final.json()["name"] == winner.json()["name"]
+    assert final.headers["ETag"] == winner.headers["ETag"] != etag
+    assert await audit_events(http, live, account_id) == [
+        "Account Created",
+        "Account Updated, Field: name",
+    ]
+
+
+@pytest.mark.parametrize("racers", [2, 6])
+async def test_concurrent_creates_of_one_name_make_one_account(
+    http: AsyncClient, live: Live, racers: int
+) -> None:
+    name = f"Created Once By {racers}"
+    responses = await asyncio.gather(
+        *(http.post(URL, json={"name": name}, headers=live.headers("admin")) for _ in range(racers))
+    )
+    assert statuses(responses) == [201] + [422] * (racers - 1), [r.text for r in responses]
+    for response in responses:
+        if response.status_code == 422:
+            assert response.json() == {
+                "message": {"json": {"name": response.json()["message"]["json"]["name"]}},
+                "status": "UNPROCESSABLE_ENTITY",
+            }
+    assert await names_like(http, live, name) == [name]
+    (created,) = [response for response in responses if response.status_code == 201]
+    assert await audit_events(http, live, created.json()["id"]) == ["Account Created"]
+
+
+async def test_concurrent_renames_of_two_accounts_to_one_name_let_one_win(
+    http: AsyncClient, live: Live
+) -> None:
+    first = await new_account(http, live, "Rename Race A")
+    second = await new_account(http, live, "Rename Race B")
+    responses = await asyncio.gather(
+        *(
+            http.patch(f"{URL}/{account_id}", json={"name": "Rename Race Winner"}, headers=h)
+            for account_id, h in ((first, live.headers("admin")), (second, live.headers("admin")))
+        )
+    )
+    assert statuses(responses) == [200, 422], [r.text for r in responses]
+    winner, loser = (first, second) if responses[0].status_code == 200 else (second, first)
+    names = {}
+    for account_id in (first, second):
+        read = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
+        names[account_id] = read.json()["name"]
+    assert names[winner] == "Rename Race Winner"
+    assert names[loser] == ("Rename Race A" if loser == first else "Rename Race B")
+    assert await audit_events(http, live, winner) == [
+        "Account Created",
+        "Account Updated, Field: name",
+    ]
+    assert await audit_events(http, live, loser) == ["Account Created"]

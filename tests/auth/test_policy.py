@@ -1,0 +1,210 @@
+"""The access rules of SPEC §4 as tables: plain Principals and account stand-ins, no database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from app.auth import policy
+from app.auth.policy import AccountScope
+from app.auth.principal import Principal
+from app.errors import Forbidden
+
+
+@dataclass(frozen=True)
+class Acct:
+    id: int
+    consultancy_account_id: int | None = None
+
+
+CONSULTANCY = Acct(1)  # has account role "Consultancy"
+CLIENT = Acct(2, consultancy_account_id=1)
+OTHER = Acct(3)
+OTHERS_CLIENT = Acct(4, consultancy_account_id=3)
+ACCOUNTS = (CONSULTANCY, CLIENT, OTHER, OTHERS_CLIENT)
+
+
+def who(account_id: int, *roles: str, account_roles: tuple[str, ...] = ()) -> Principal:
+    return Principal(
+        user_id=100 + account_id,
+        username="someone",
+        account_id=account_id,
+        roles=frozenset(roles),
+        account_roles=frozenset(account_roles),
+    )
+
+
+PEOPLE = {
+    "admin": who(3, "admin"),
+    "admin_reader": who(3, "admin-reader"),
+    "consultant": who(1, "consultant", account_roles=("Consultancy",)),
+    "consultancy_account_admin": who(1, "account-admin", account_roles=("Consultancy",)),
+    "consultancy_member": who(1, account_roles=("Consultancy",)),
+    "client_member": who(2),
+    "client_account_admin": who(2, "account-admin"),
+    # A consultant whose account lacks the Consultancy role still acts for its client accounts.
+    "other_consultant": who(3, "consultant"),
+}
+
+
+def table(rows: dict[str, tuple[bool, bool, bool, bool]]) -> list[tuple[str, Acct, bool]]:
+    """Expand {person: (on CONSULTANCY, CLIENT, OTHER, OTHERS_CLIENT)} into test cases."""
+    return [
+        (person, account, allowed)
+        for person, row in rows.items()
+        for account, allowed in zip(ACCOUNTS, row, strict=True)
+    ]
+
+
+READ = {
+    "admin": (True, True, True, True),
+    "admin_reader": (True, True, True, True),
+    "consultant": (True, True, False, False),
+    "consultancy_account_admin": (True, False, False, False),
+    "consultancy_member": (True, False, False, False),
+    "client_member": (False, True, False, False),
+    "client_account_admin": (False, True, False, False),
+    "other_consultant": (False, False, True, True),
+}
+
+UPDATE = {
+    "admin": (True, True, True, True),
+    "admin_reader": (False, False, True, False),  # a member of its own account, no more
+    "consultant": (True, True, False, False),
+    "consultancy_account_admin": (True, False, False, False),
+    "consultancy_member": (True, False, False, False),
+    "client_member": (False, True, False, False),
+    "client_account_admin": (False, True, False, False),
+    "other_consultant": (False, False, True, True),
+}
+
+AUDIT_LOG = {
+    "admin": (True, True, True, True),
+    "admin_reader": (True, True, True, True),
+    "consultant": (False, True, False, False),  # a plain member of its own account
+    "consultancy_account_admin": (True, False, False, False),
+    "consultancy_member": (False, False, False, False),
+    "client_member": (False, False, False, False),
+    "client_account_admin": (False, True, False, False),
+    "other_consultant": (False, False, False, True),
+}
+
+
+@pytest.mark.parametrize(("person", "account", "allowed"), table(READ))
+def test_can_read_account(person: str, account: Acct, allowed: bool) -> None:
+    assert policy.can_read_account(PEOPLE[person], account) is allowed
+
+
+@pytest.mark.parametrize(("person", "account", "allowed"), table(UPDATE))
+def test_can_update_account(person: str, account: Acct, allowed: bool) -> None:
+    assert policy.can_update_account(PEOPLE[person], account) is allowed
+
+
+@pytest.mark.parametrize(("person", "account", "allowed"), table(AUDIT_LOG))
+def test_can_read_audit_log(person: str, account: Acct, allowed: bool) -> None:
+    assert policy.can_read_audit_log(PEOPLE[person], account) is allowed
+
+
+@pytest.mark.parametrize(("person", "account", "allowed"), table(READ))
+def test_ensure_can_read_account_raises_forbidden_exactly_when_not_allowed(
+    person: str, account: Acct, allowed: bool
+) -> None:
+    if allowed:
+        policy.ensure_can_read_account(PEOPLE[person], account)
+    else:
+        with pytest.raises(Forbidden):
+            policy.ensure_can_read_account(PEOPLE[person], account)
+
+
+@pytest.mark.parametrize(
+    ("person", "allowed"),
+    [
+        ("admin", True),
+        ("admin_reader", False),
+        ("consultant", True),
+        ("consultancy_account_admin", False),
+        ("consultancy_member", False),
+        ("client_member", False),
+        ("client_account_admin", False),
+        ("other_consultant", False),  # a consultant, but the account lacks the Consultancy role
+    ],
+)
+def test_can_create_account(person: str, allowed: bool) -> None:
+    assert policy.can_create_account(PEOPLE[person]) is allowed
+
+
+@pytest.mark.parametrize(
+    ("person", "scope"),
+    [
+        ("admin", AccountScope(everything=True)),
+        ("admin_reader", AccountScope(everything=True)),
+        ("consultant", AccountScope(account_id=1, clients_of=1)),
+        ("consultancy_account_admin", AccountScope(account_id=1)),
+        ("consultancy_member", AccountScope(account_id=1)),
+        ("client_member", AccountScope(account_id=2)),
+        ("other_consultant", AccountScope(account_id=3, clients_of=3)),
+    ],
+)
+def test_visible_accounts(person: str, scope: AccountScope) -> None:
+    assert policy.visible_accounts(PEOPLE[person]) == scope
+
+
+@pytest.mark.parametrize("person", list(PEOPLE))
+def test_visible_accounts_agrees_with_can_read_account(person: str) -> None:
+    scope = policy.visible_accounts(PEOPLE[person])
+    for account in ACCOUNTS:
+        in_scope = (
+            scope.everything
+            or account.id == scope.account_id
+            or (scope.clients_of is not None and account.consultancy_account_id == scope.clients_of)
+        )
+        assert in_scope is policy.can_read_account(PEOPLE[person], account), account
+
+
+@pytest.mark.parametrize(
+    ("person", "allowed"),
+    [
+        ("admin", True),
+        ("admin_reader", False),
+        ("consultant", False),
+        ("consultancy_account_admin", False),
+        ("client_account_admin", False),
+    ],
+)
+def test_only_admins_set_account_roles(person: str, allowed: bool) -> None:
+    assert policy.can_set_account_roles(PEOPLE[person]) is allowed
+
+
+@pytest.mark.parametrize(
+    ("person", "allowed"),
+    [
+        ("consultant", True),
+        ("consultancy_account_admin", True),
+        ("consultancy_member", False),  # neither consultant nor account-admin
+        ("client_account_admin", False),  # the account lacks the Consultancy role
+        ("other_consultant", False),
+        ("admin_reader", False),
+    ],
+)
+def test_who_may_assign_consultancies_at_all(person: str, allowed: bool) -> None:
+    assert policy.may_assign_consultancies(PEOPLE[person]) is allowed
+
+
+@pytest.mark.parametrize(
+    ("person", "consultancy_account_id", "allowed"),
+    [
+        ("admin", None, True),
+        ("admin", 3, True),
+        ("admin", 1, True),
+        ("consultant", None, True),
+        ("consultant", 1, True),  # their own account
+        ("consultant", 3, False),
+        ("consultancy_account_admin", 1, True),
+        ("consultancy_account_admin", 2, False),
+    ],
+)
+def test_which_consultancy_a_non_admin_may_name(
+    person: str, consultancy_account_id: int | None, allowed: bool
+) -> None:
+    assert policy.can_assign_consultancy(PEOPLE[person], consultancy_account_id) is allowed

@@ -1,0 +1,114 @@
+"""GET /api/, the FlexMeasures-Version header, and readiness (SPEC §3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
+
+from app import __version__
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import SECRET
+
+Headers = Callable[[str | None], dict[str, str]]
+READY = "/api/v3_0/health/ready"
+UNREACHABLE = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
+
+
+async def test_api_info(client: AsyncClient) -> None:
+    response = await client.get("/api/")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"message", "versions", "server_version", "flexmeasures_version"}
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    assert body["versions"] == ["v3_0"]
+    assert body["server_version"] == __version__
+    assert body["flexmeasures_version"] == "1.0.1"
+
+
+async def test_api_info_is_public_and_ignores_a_bad_token(client: AsyncClient) -> None:
+    response = await client.get("/api/", headers={"Authorization": "garbage"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "auth", "body", "status"),
+    [
+        ("GET", "/api/", None, {}, 200),
+        ("GET", "/api/v3_0/health/ready", None, {}, 200),
+        ("GET", "/api/v3_0/openapi.json", None, {}, 200),
+        ("GET", "/api/v3_0/accounts", "prosumer", {}, 200),
+        ("GET", "/api/v3_0/accounts", None, {}, 401),
+        ("GET", "/api/v3_0/accounts/987654", "admin", {}, 404),
+        ("GET", "/api/v3_0/users/987654", "admin", {}, 404),
+        ("GET", "/api/v3_0/accounts?page=0", "admin", {}, 422),
+        ("GET", "/nowhere", None, {}, 404),
+        ("DELETE", "/api/", None, {}, 405),
+        ("POST", "/api/requestAuthToken", None, {"content": b"nope"}, 400),
+        ("POST", "/api/requestAuthToken", None, {"json": {}}, 422),
+        ("POST", "/api/requestAuthToken", None, {"json": {"email": "x@y.z", "password": "p"}}, 401),
+    ],
+)
+async def test_every_response_carries_the_flexmeasures_version_header(
+    client: AsyncClient,
+    headers_for: Headers,
+    method: str,
+    path: str,
+    auth: str | None,
+    body: dict[str, Any],
+    status: int,
+) -> None:
+    response = await client.request(method, path, headers=headers_for(auth), **body)
+    assert response.status_code == status
+    assert response.headers.get_list("FlexMeasures-Version") == ["1.0.1"]
+
+
+async def test_ready_when_the_database_answers(client: AsyncClient) -> None:
+    response = await client.get(READY)
+    assert response.status_code == 200
+    assert response.json() == {"database_status": True}
+
+
+async def test_ready_is_public_and_ignores_a_bad_token(client: AsyncClient) -> None:
+    response = await client.get(READY, headers={"Authorization": "garbage"})
+    assert response.status_code == 200
+
+
+@pytest.fixture
+async def unreachable() -> AsyncIterator[FastAPI]:
+    """An app whose database does not exist: nothing listens on port 1."""
+    app = create_app(
+        Settings(
+            app_env="test",
+            database_url=UNREACHABLE,
+            db_connect_timeout=1,
+            secret_key=SecretStr(SECRET),
+        )
+    )
+    yield app
+    await app.state.engine.dispose()
+
+
+async def test_not_ready_when_the_database_cannot_be_reached(unreachable: FastAPI) -> None:
+    async with AsyncClient(
+        transport=ASGITransport(app=unreachable), base_url="http://test"
+    ) as http:
+        response = await http.get(READY)
+    assert response.status_code == 503
+    assert response.json() == {"database_status": False}
+    assert response.headers["FlexMeasures-Version"] == "1.0.1"
+
+
+async def test_api_info_needs_no_database(unreachable: FastAPI) -> None:
+    async with AsyncClient(
+        transport=ASGITransport(app=unreachable), base_url="http://test"
+    ) as http:
+        response = await http.get("/api/")
+    assert response.status_code == 200
+    assert response.json()["versions"] == ["v3_0"]
