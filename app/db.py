@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -69,6 +70,7 @@ def make_engine(
     connect_timeout: float = 5.0,
     pool_size: int = 5,
     max_overflow: int = 10,
+    pgbouncer: bool = False,
     **kwargs: Any,
 ) -> AsyncEngine:
     """Create the engine; on SQLite, with foreign keys on and working SAVEPOINTs."""
@@ -80,6 +82,11 @@ def make_engine(
         "timeout": connect_timeout,
         "command_timeout": max(connect_timeout * 6, 30.0),
     }
+    if pgbouncer:
+        # PgBouncer in transaction mode: no statement cache, a unique name per prepared
+        # statement (SQLAlchemy's asyncpg dialect documentation).
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
     return create_async_engine(
         url,
         pool_pre_ping=True,

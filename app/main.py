@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         connect_timeout=settings.db_connect_timeout,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pgbouncer=settings.db_pgbouncer,
     )
 
     @asynccontextmanager

@@ -66,10 +66,24 @@ class PoolCollector(Collector):
                 yield GaugeMetricFamily(name, doc, value=float(reader()))
 
 
+_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+
+
 def _route_template(scope: Scope) -> str:
+    """The matched route's template with every router prefix, e.g. /api/v3_0/accounts/{id}.
+
+    FastAPI may keep included routers nested, so the matched route's own path can lack the
+    prefixes: they are recovered from the request path, which ends with the route rendered.
+    """
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "<unmatched>"
+    template = getattr(route, "path", None)
+    if not template:
+        return "<unmatched>"
+    params = scope.get("path_params", {})
+    rendered = _PARAM.sub(lambda m: str(params.get(m.group(1), m.group(0))), str(template))
+    path = str(scope.get("path", ""))
+    prefix = path[: -len(rendered)] if rendered and path.endswith(rendered) else ""
+    return prefix + str(template)
 
 
 class RequestObservability:

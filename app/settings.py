@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     db_connect_timeout: float = 5.0
     db_pool_size: int = 5
     db_max_overflow: int = 10
+    # Behind PgBouncer in transaction pooling mode (docs/DEPLOYMENT.md).
+    db_pgbouncer: bool = False
     log_level: str = "INFO"
     # Failed log-ins allowed per email and per client address (a `limits` rate string).
     login_failure_limit: str = "10/minute"

@@ -56,7 +56,7 @@ def throwaway_cluster() -> Iterator[str]:
     log = workdir / "server.log"
 
     def run(*args: str) -> None:
-        subprocess.run([*prefix, *args], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*prefix, *args], check=True, stdout=subprocess.DEVNULL, cwd=workdir)
 
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
@@ -70,6 +70,7 @@ def throwaway_cluster() -> Iterator[str]:
                 [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                 check=False,
                 stdout=subprocess.DEVNULL,
+                cwd=workdir,
             )
         shutil.rmtree(workdir, ignore_errors=True)
 

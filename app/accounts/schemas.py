@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from app.pagination import Page, SortDir
+from app.validation import storable_text
 
 AccountSortKey = Literal["id", "name", "users"]
 
@@ -91,28 +92,57 @@ MAX_URL_LENGTH = 255
 def _check_name(value: str) -> str:
     if not value.strip():
         raise ValueError("A name cannot be empty.")
-    if "\x00" in value:
-        raise ValueError("A name cannot contain NUL characters.")
-    return value
+    return storable_text(value)
 
 
 def _check_logo_url(value: str) -> str:
+    storable_text(value)
     parts = urlsplit(value)
-    if parts.scheme.lower() not in {"http", "https"} or not parts.netloc or " " in value:
+    if (
+        parts.scheme.lower() not in {"http", "https"}
+        or not parts.netloc
+        or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value)
+    ):
         raise ValueError("The logo URL must be an http(s) URL.")
     return value
+
+
+MAX_ATTRIBUTES_DEPTH = 16
+MAX_ATTRIBUTES_BYTES = 16384
 
 
 def _attributes_object(value: Any) -> Any:
     # FlexMeasures clients send attributes as a JSON string; responses always carry the object.
     if isinstance(value, str):
+        if len(value) > MAX_ATTRIBUTES_BYTES:
+            raise ValueError(f"Attributes may take at most {MAX_ATTRIBUTES_BYTES} bytes.")
         try:
             value = json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValueError("Attributes must be a JSON object.") from exc
     if not isinstance(value, dict):
         raise ValueError("Attributes must be a JSON object (send {} to clear them).")
+    _check_attributes_shape(value)
     return value
+
+
+def _check_attributes_shape(value: dict[str, Any]) -> None:
+    """Bounded depth and size, and no NUL characters (PostgreSQL's JSON cannot store them)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_ATTRIBUTES_DEPTH:
+            raise ValueError(f"Attributes may nest at most {MAX_ATTRIBUTES_DEPTH} levels deep.")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                storable_text(key)
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
+        elif isinstance(item, str):
+            storable_text(item)
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"Attributes may take at most {MAX_ATTRIBUTES_BYTES} bytes.")
 
 
 AccountName = Annotated[

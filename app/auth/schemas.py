@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.validation import StorableText
+
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"email": "admin@example.com", "password": "s3cret!!"}]}
     )
 
-    email: str = Field(max_length=255)
-    password: str = Field(max_length=1024)
+    email: StorableText = Field(max_length=255)
+    password: StorableText = Field(max_length=1024)
 
 
 class TokenOut(BaseModel):
