@@ -48,11 +48,19 @@ class Account(Base):
     )
     # Bumped on every effective change; the ETag is derived from it (SPEC §5).
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Maintained by database triggers on "user" (migration 0002); never written by the ORM.
+    user_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
     account_roles: Mapped[list[AccountRole]] = relationship(
         secondary=account_account_role, lazy="raise", order_by=AccountRole.id
     )
 
+    # Server-side values (user_count) come back with the INSERT, never by a lazy load.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012  (SQLAlchemy's declaration)
+
 
 # Names sort case-insensitively (SPEC §5); this index serves ORDER BY lower(name), id.
 Index("ix_account_name_lower", func.lower(Account.name), Account.id)
+# ORDER BY user_count {ASC|DESC}, id ASC; the trigram index of migration 0002 is PostgreSQL's.
+Index("ix_account_user_count_id", Account.user_count, Account.id)
+Index("ix_account_user_count_desc_id", Account.user_count.desc(), Account.id)

@@ -16,7 +16,6 @@ from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
 from app.db import storable_id
 from app.pagination import PageRequest, SortDir, count_where, paginate
-from app.users.models import User
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +83,6 @@ def add(session: AsyncSession, row: Account | AccountRole) -> None:
     session.add(row)
 
 
-def _user_count() -> ColumnElement[int]:
-    return (
-        select(func.count(User.id))
-        .where(User.account_id == Account.id)
-        .correlate(Account)
-        .scalar_subquery()
-    )
-
-
 def _filter_clauses(filters: AccountListFilters) -> list[ColumnElement[bool]]:
     # autoescape: `%`, `_` and the escape character are literal (SPEC §5, beyond FlexMeasures).
     clauses = [Account.name.icontains(term, autoescape=True) for term in filters.terms]
@@ -107,15 +97,13 @@ def _filter_clauses(filters: AccountListFilters) -> list[ColumnElement[bool]]:
 
 
 def _ordered(
-    statement: Select[tuple[Account, int]],
-    filters: AccountListFilters,
-    user_count: ColumnElement[int],
-) -> Select[tuple[Account, int]]:
+    statement: Select[tuple[Account]], filters: AccountListFilters
+) -> Select[tuple[Account]]:
     key: Any
     if filters.sort_by == "name":
         key = func.lower(Account.name)
     elif filters.sort_by == "users":
-        key = user_count
+        key = Account.user_count
     else:
         key = Account.id
     ordered = key.desc() if filters.sort_dir == "desc" else key.asc()
@@ -127,15 +115,14 @@ async def find_accounts(
     session: AsyncSession, filters: AccountListFilters, page: PageRequest
 ) -> list[AccountRow]:
     """The accounts in scope that pass the filters, in order; one page of them if asked."""
-    user_count = _user_count().label("user_count")
     statement = (
-        select(Account, user_count)
+        select(Account)
         .where(account_scope_clause(filters.scope), *_filter_clauses(filters))
         .options(selectinload(Account.account_roles))
     )
-    statement = paginate(_ordered(statement, filters, user_count), page)
-    rows = (await session.execute(statement)).all()
-    return [AccountRow(account=row[0], user_count=int(row[1])) for row in rows]
+    statement = paginate(_ordered(statement, filters), page)
+    accounts = (await session.execute(statement)).scalars().all()
+    return [AccountRow(account=account, user_count=account.user_count) for account in accounts]
 
 
 async def count_accounts(session: AsyncSession, filters: AccountListFilters) -> tuple[int, int]:
