@@ -6,10 +6,10 @@ import asyncio
 import logging
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from alembic import context
 from app import models  # noqa: F401  (registers every table on Base.metadata)
 from app.db import Base
 

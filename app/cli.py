@@ -69,9 +69,9 @@ def _password(given: str | None) -> str:
 
 
 def db_upgrade(_args: argparse.Namespace) -> str:
+    from alembic import command
     from alembic.config import Config
 
-    from alembic import command
     from app.migrations import alembic_config
 
     config: Config = alembic_config(_settings().database_url)

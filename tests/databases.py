@@ -10,9 +10,9 @@ import uuid
 from dataclasses import dataclass
 
 import asyncpg
+from alembic import command
 from sqlalchemy.engine import make_url
 
-from alembic import command
 from app.migrations import alembic_config
 
 

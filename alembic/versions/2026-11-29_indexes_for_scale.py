@@ -54,18 +54,14 @@ SQLITE_TRIGGERS = [
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     with op.batch_alter_table("account") as batch:
-        batch.add_column(
-            sa.Column("user_count", sa.Integer(), server_default="0", nullable=False)
-        )
+        batch.add_column(sa.Column("user_count", sa.Integer(), server_default="0", nullable=False))
     op.execute(
         'UPDATE account SET user_count = (SELECT count(*) FROM "user" '
         'WHERE "user".account_id = account.id)'
     )
     # ORDER BY user_count {ASC|DESC}, id ASC, each served by an index in its own direction.
     op.create_index("ix_account_user_count_id", "account", ["user_count", "id"])
-    op.create_index(
-        "ix_account_user_count_desc_id", "account", [sa.text("user_count DESC"), "id"]
-    )
+    op.create_index("ix_account_user_count_desc_id", "account", [sa.text("user_count DESC"), "id"])
     if dialect == "postgresql":
         op.execute(PG_FUNCTION)
         for trigger in PG_TRIGGERS:
@@ -76,6 +72,15 @@ def upgrade() -> None:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute(
             "CREATE INDEX ix_account_name_trgm ON account USING gin (lower(name) gin_trgm_ops)"
+        )
+        # With `name` included, pages sorted by name are found by an index-only scan
+        # (PostgreSQL needs the expression's column in the index to skip the table).
+        op.drop_index("ix_account_name_lower", table_name="account")
+        op.create_index(
+            "ix_account_name_lower",
+            "account",
+            [sa.text("lower(name)"), "id"],
+            postgresql_include=["name"],
         )
     else:
         for trigger in SQLITE_TRIGGERS:
@@ -92,7 +97,12 @@ def downgrade() -> None:
     if dialect == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS account_user_count_sync()")
         op.execute("DROP INDEX IF EXISTS ix_account_name_trgm")
+        op.drop_index("ix_account_name_lower", table_name="account")
+        op.create_index("ix_account_name_lower", "account", [sa.text("lower(name)"), "id"])
     op.drop_index("ix_account_user_count_desc_id", table_name="account")
     op.drop_index("ix_account_user_count_id", table_name="account")
     with op.batch_alter_table("account") as batch:
         batch.drop_column("user_count")
+    if dialect == "sqlite":
+        # Batch mode rebuilt the table and cannot carry expression indexes over.
+        op.execute("CREATE INDEX IF NOT EXISTS ix_account_name_lower ON account (lower(name), id)")

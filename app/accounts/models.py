@@ -60,7 +60,14 @@ class Account(Base):
 
 
 # Names sort case-insensitively (SPEC §5); this index serves ORDER BY lower(name), id.
-Index("ix_account_name_lower", func.lower(Account.name), Account.id)
-# ORDER BY user_count {ASC|DESC}, id ASC; the trigram index of migration 0002 is PostgreSQL's.
+Index("ix_account_name_lower", func.lower(Account.name), Account.id, postgresql_include=["name"])
+# Case-insensitive substring search (PostgreSQL only: migration 0002 creates it there).
+Index(
+    "ix_account_name_trgm",
+    func.lower(Account.name).label("lower_name"),
+    postgresql_using="gin",
+    postgresql_ops={"lower_name": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
+# ORDER BY user_count {ASC|DESC}, id ASC.
 Index("ix_account_user_count_id", Account.user_count, Account.id)
 Index("ix_account_user_count_desc_id", Account.user_count.desc(), Account.id)

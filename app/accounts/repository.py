@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -15,7 +15,7 @@ from app.accounts.models import Account, AccountRole, account_account_role
 from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
 from app.db import storable_id
-from app.pagination import PageRequest, SortDir, count_where, paginate
+from app.pagination import PageRequest, SortDir, paginate
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +96,7 @@ def _filter_clauses(filters: AccountListFilters) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def _ordered(
-    statement: Select[tuple[Account]], filters: AccountListFilters
-) -> Select[tuple[Account]]:
+def _order_keys(filters: AccountListFilters) -> list[Any]:
     key: Any
     if filters.sort_by == "name":
         key = func.lower(Account.name)
@@ -108,29 +106,39 @@ def _ordered(
         key = Account.id
     ordered = key.desc() if filters.sort_dir == "desc" else key.asc()
     # `id` ascending breaks ties, so the same page asked twice has the same rows.
-    return statement.order_by(ordered, Account.id.asc())
+    return [ordered, Account.id.asc()]
 
 
 async def find_accounts(
     session: AsyncSession, filters: AccountListFilters, page: PageRequest
 ) -> list[AccountRow]:
     """The accounts in scope that pass the filters, in order; one page of them if asked."""
-    statement = (
-        select(Account)
-        .where(account_scope_clause(filters.scope), *_filter_clauses(filters))
-        .options(selectinload(Account.account_roles))
-    )
-    statement = paginate(_ordered(statement, filters), page)
+    where = [account_scope_clause(filters.scope), *_filter_clauses(filters)]
+    keys = _order_keys(filters)
+    if page.page is None:
+        statement = select(Account).where(*where)
+    else:
+        # Deferred join: the page's ids come from an index-only scan (deep pages skip index
+        # entries, not table rows), then only those rows are fetched.
+        ids = paginate(select(Account.id).where(*where).order_by(*keys), page).subquery()
+        statement = select(Account).join(ids, ids.c.id == Account.id)
+    statement = statement.order_by(*keys).options(selectinload(Account.account_roles))
     accounts = (await session.execute(statement)).scalars().all()
     return [AccountRow(account=account, user_count=account.user_count) for account in accounts]
 
 
 async def count_accounts(session: AsyncSession, filters: AccountListFilters) -> tuple[int, int]:
-    """How many accounts are in scope, and how many of those pass the filters: one query."""
+    """How many accounts are in scope, and how many of those pass the filters.
+
+    One round trip, two independent counts, so that each can use its own index (the filtered
+    one the trigram index) instead of testing the filters on every row in scope.
+    """
+    scope = account_scope_clause(filters.scope)
     clauses = _filter_clauses(filters)
-    statement = select(
-        func.count(), count_where(and_(*clauses)) if clauses else func.count()
-    ).where(account_scope_clause(filters.scope))
-    statement = statement.select_from(Account)
-    total, filtered = (await session.execute(statement)).one()
-    return int(total), int(filtered)
+    total = select(func.count()).select_from(Account).where(scope).scalar_subquery()
+    if not clauses:
+        count = int((await session.execute(select(total))).scalar_one())
+        return count, count
+    filtered = select(func.count()).select_from(Account).where(scope, *clauses).scalar_subquery()
+    row = (await session.execute(select(total, filtered))).one()
+    return int(row[0]), int(row[1])
