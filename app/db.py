@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -87,15 +88,41 @@ def make_engine(
         # statement (SQLAlchemy's asyncpg dialect documentation).
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
-    return create_async_engine(
+    engine = create_async_engine(
         url,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=connect_timeout,
         connect_args=connect_args,
         **kwargs,
     )
+    _bounded_pre_ping(engine, connect_timeout)
+    return engine
+
+
+def _bounded_pre_ping(engine: AsyncEngine, timeout: float) -> None:
+    """Check a pooled connection before each use, giving up after `timeout` seconds.
+
+    Instead of `pool_pre_ping=True`, whose ping waits as long as asyncpg's `command_timeout` (30 s)
+    when the server stays connected but does not answer (a network partition, a frozen host):
+    every pooled connection would then hold up one request that long. A failed ping makes the
+    pool replace the connection, as pre-ping does ("Custom / Legacy Pessimistic Ping" in
+    SQLAlchemy's pooling docs), and a new connection is bounded by the connect timeout.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info["fresh"] = True  # just connected: pre-ping skips these too
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop("fresh", False):
+            return
+        try:
+            # A simple query (no prepared statement), so PgBouncer's transaction mode is fine.
+            dbapi_connection.run_async(lambda conn: conn.execute("SELECT 1", timeout=timeout))
+        except Exception as exc:
+            raise DisconnectionError(f"ping failed: {type(exc).__name__}") from exc
 
 
 def _sqlite_recipe(engine: AsyncEngine) -> None:

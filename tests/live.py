@@ -6,9 +6,9 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -24,6 +24,8 @@ class LiveServer:
     port: int
     database_url: str
     env: dict[str, str]
+    # The uvicorn process itself, for tests that signal it or check how it exited.
+    process: asyncio.subprocess.Process | None = field(default=None, compare=False, repr=False)
 
     async def token(self, email: str, password: str) -> str:
         async with httpx.AsyncClient(base_url=self.base_url) as http:
@@ -70,7 +72,10 @@ async def _wait_until_up(base_url: str, process: asyncio.subprocess.Process) -> 
 
 
 @asynccontextmanager
-async def live_server(backend: Backend, *extra_args: str) -> AsyncIterator[LiveServer]:
+async def live_server(
+    backend: Backend, *extra_args: str, extra_env: Mapping[str, str] | None = None
+) -> AsyncIterator[LiveServer]:
+    """Serve a fresh seeded database; `extra_args` go to uvicorn, `extra_env` to the app."""
     database_url = await create_database(backend)
     env = {
         **os.environ,
@@ -78,6 +83,7 @@ async def live_server(backend: Backend, *extra_args: str) -> AsyncIterator[LiveS
         "SECRET_KEY": LIVE_SECRET,
         "APP_ENV": "test",
         "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     await run_cli(env, "db", "upgrade")
     await run_cli(env, "add", "demo")
@@ -99,7 +105,7 @@ async def live_server(backend: Backend, *extra_args: str) -> AsyncIterator[LiveS
     base_url = f"http://127.0.0.1:{port}"
     try:
         await _wait_until_up(base_url, process)
-        yield LiveServer(base_url, "127.0.0.1", port, database_url, env)
+        yield LiveServer(base_url, "127.0.0.1", port, database_url, env, process)
     finally:
         if process.returncode is None:
             process.terminate()
