@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.accounts.errors import AccountNotFound
 from app.accounts.models import Account, AccountRole, account_account_role
@@ -34,14 +34,16 @@ class AccountRow:
 
 
 async def get_by_id(session: AsyncSession, account_id: int, *, for_update: bool = False) -> Account:
+    """One account with its roles, in one statement (locked for update when asked)."""
     if not storable_id(account_id):
         raise AccountNotFound(account_id)
     statement = (
-        select(Account).where(Account.id == account_id).options(selectinload(Account.account_roles))
+        select(Account).where(Account.id == account_id).options(joinedload(Account.account_roles))
     )
     if for_update:
-        statement = statement.with_for_update()
-    account = (await session.execute(statement)).scalar_one_or_none()
+        # Only the account row: the roles come from the nullable side of an outer join.
+        statement = statement.with_for_update(of=Account)
+    account = (await session.execute(statement)).unique().scalar_one_or_none()
     if account is None:
         raise AccountNotFound(account_id)
     return account

@@ -1,0 +1,80 @@
+"""SQL statements per request are a small constant: whatever the page size, whatever the
+number of accounts (no N+1, nothing loaded to be filtered in Python)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from httpx import AsyncClient
+
+from tests.conftest import QueryCounter
+from tests.world import World
+
+URL = "/api/v3_0/accounts"
+Headers = Callable[[str | None], dict[str, str]]
+
+LIST_REQUESTS = {
+    "page": {"page": 1, "per_page": 5},
+    "deep page": {"page": 3, "per_page": 5},
+    "filter and name sort": {"page": 1, "filter": "test account", "sort_by": "name"},
+    "users sort": {"page": 1, "sort_by": "users", "sort_dir": "desc"},
+    "role": {"page": 1, "role": "Prosumer"},
+    "bare list": {},
+}
+
+
+async def _statements(
+    client: AsyncClient, count_queries: QueryCounter, headers: dict[str, str], **params: object
+) -> int:
+    count_queries.reset()
+    response = await client.get(URL, params=params, headers=headers)
+    assert response.status_code == 200
+    return count_queries.count
+
+
+@pytest.mark.parametrize("case", sorted(LIST_REQUESTS))
+async def test_list_statements_do_not_grow_with_the_number_of_accounts(
+    client: AsyncClient, headers_for: Headers, count_queries: QueryCounter, case: str
+) -> None:
+    admin = headers_for("admin")
+    params = LIST_REQUESTS[case]
+
+    async def add_accounts(start: int, count: int) -> None:
+        for index in range(start, start + count):
+            await client.post(URL, json={"name": f"Test Account Extra {index}"}, headers=admin)
+
+    await add_accounts(0, 10)  # every page asked for has rows
+    before = await _statements(client, count_queries, admin, **params)
+    await add_accounts(10, 25)
+    after = await _statements(client, count_queries, admin, **params)
+    assert after == before
+    # principal, ids+rows of the page, their roles, both counts (+ the role's id)
+    assert before <= 5
+
+
+async def test_reading_one_account_takes_two_statements(
+    client: AsyncClient, headers_for: Headers, count_queries: QueryCounter, world: World
+) -> None:
+    count_queries.reset()
+    response = await client.get(
+        f"{URL}/{world.account('Test Prosumer Account')}", headers=headers_for("prosumer")
+    )
+    assert response.status_code == 200
+    assert count_queries.count == 2, count_queries.statements  # principal, account with roles
+
+
+async def test_audit_log_page_statements_are_constant(
+    client: AsyncClient, headers_for: Headers, count_queries: QueryCounter, world: World
+) -> None:
+    admin = headers_for("admin")
+    url = f"{URL}/{world.account('Test Prosumer Account')}"
+    counts = []
+    for round_ in range(2):
+        count_queries.reset()
+        response = await client.get(f"{url}/auditlog", params={"page": 1}, headers=admin)
+        assert response.status_code == 200
+        counts.append(count_queries.count)
+        for index in range(10):
+            await client.patch(url, json={"name": f"Renamed {round_} {index}"}, headers=admin)
+    assert counts[0] == counts[1] == 4  # principal, account, page of records, counts
