@@ -147,9 +147,27 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read: on PostgreSQL without BEGIN and ROLLBACK.
+
+    Under READ COMMITTED every statement sees its own snapshot anyway, so a transaction around
+    reads buys no consistency, only two round trips. SQLite keeps its transactions (its
+    locking recipe above relies on them).
+    """
+    if engine.dialect.name == "sqlite":
+        return make_sessionmaker(engine)
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; leaving it rolls back whatever was not committed."""
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    state = request.app.state
+    sessions: async_sessionmaker[AsyncSession] = (
+        state.read_sessionmaker if request.method in READ_METHODS else state.sessionmaker
+    )
     async with sessions() as session:
         yield session
 

@@ -17,7 +17,7 @@ from app.accounts.router import router as accounts_router
 from app.auth.dependencies import get_principal
 from app.auth.ratelimit import LoginLimiter
 from app.auth.router import router as auth_router
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.health.router import router as health_router
 from app.limits import BodySizeLimit
 from app.observability import Metrics, RequestObservability
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.read_sessionmaker = make_read_sessionmaker(engine)
     app.state.login_limiter = LoginLimiter.from_settings(
         settings.rate_limit_storage_url, settings.login_failure_limit
     )
