@@ -66,12 +66,16 @@ def upgrade() -> None:
         op.execute(PG_FUNCTION)
         for trigger in PG_TRIGGERS:
             op.execute(trigger)
-        # Case-insensitive substring search on names: a trigram index serves
-        # lower(name) LIKE '%term%' (pg_trgm is a trusted extension: a database owner may
-        # create it).
+        # Case-insensitive substring search on names: the filter is `name ILIKE '%term%'`
+        # on PostgreSQL, which a trigram index serves (pg_trgm is a trusted extension: a
+        # database owner may create it).
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        op.execute(
-            "CREATE INDEX ix_account_name_trgm ON account USING gin (lower(name) gin_trgm_ops)"
+        op.create_index(
+            "ix_account_name_trgm",
+            "account",
+            ["name"],
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
         )
         # With `name` included, pages sorted by name are found by an index-only scan
         # (PostgreSQL needs the expression's column in the index to skip the table).

@@ -61,12 +61,13 @@ class Account(Base):
 
 # Names sort case-insensitively (SPEC §5); this index serves ORDER BY lower(name), id.
 Index("ix_account_name_lower", func.lower(Account.name), Account.id, postgresql_include=["name"])
-# Case-insensitive substring search (PostgreSQL only: migration 0002 creates it there).
+# Case-insensitive substring search: `name ILIKE '%term%'` on PostgreSQL uses this trigram
+# index (migration 0002 creates it there only).
 Index(
     "ix_account_name_trgm",
-    func.lower(Account.name).label("lower_name"),
+    Account.name,
     postgresql_using="gin",
-    postgresql_ops={"lower_name": "gin_trgm_ops"},
+    postgresql_ops={"name": "gin_trgm_ops"},
 ).ddl_if(dialect="postgresql")
 # ORDER BY user_count {ASC|DESC}, id ASC.
 Index("ix_account_user_count_id", Account.user_count, Account.id)
