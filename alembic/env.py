@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection, pool
@@ -45,8 +46,22 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _include_object(
+    obj: Any, _name: str | None, type_: str, reflected: bool, _compare_to: Any
+) -> bool:
+    # Indexes that exist on PostgreSQL only (the trigram index) are not expected elsewhere.
+    if type_ == "index" and not reflected and obj.info.get("postgresql_only"):
+        return bool(context.get_context().dialect.name == "postgresql")
+    return True
+
+
 def _run_sync(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        include_object=_include_object,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -68,6 +68,7 @@ Index(
     Account.name,
     postgresql_using="gin",
     postgresql_ops={"name": "gin_trgm_ops"},
+    info={"postgresql_only": True},
 ).ddl_if(dialect="postgresql")
 # ORDER BY user_count {ASC|DESC}, id ASC.
 Index("ix_account_user_count_id", Account.user_count, Account.id)
