@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?= -q
 
-.PHONY: install system-deps run test test-postgres test-sqlite lint format openapi clean
+.PHONY: install system-deps run test test-postgres test-sqlite lint format openapi clean bench bench-smoke bench-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-## What the suite needs from Debian: PostgreSQL's server binaries (for a throwaway cluster) and
-## Chromium (the Swagger UI browser test). Installed when missing and we may; else explained.
+## What the suite needs from Debian: PostgreSQL's server binaries (for a throwaway cluster),
+## Chromium (the Swagger UI browser test) and wrk (the bench harness's smoke test). Installed when missing and we may; else explained.
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
 		|| [ -n "$$TEST_DATABASE_URL" ] || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "Installing$$missing from Debian's packages"; \
@@ -46,17 +47,19 @@ test: test-postgres test-sqlite
 test-postgres: install system-deps
 	$(PY) -m tests.postgres -- $(PY) -m pytest $(PYTEST_ARGS)
 
+# Tests marked postgres_only bring or need a PostgreSQL server of their own (faults, load,
+# the bench harness): the PostgreSQL pass runs them; repeating them here would test nothing new.
 test-sqlite: install system-deps
-	TEST_DATABASE_URL=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL=sqlite $(PY) -m pytest -m "not postgres_only" $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check app tests alembic
-	$(VENV)/bin/ruff format --check app tests alembic
+	$(VENV)/bin/ruff check app tests alembic bench
+	$(VENV)/bin/ruff format --check app tests alembic bench
 	$(VENV)/bin/mypy app
 
 format: install
-	$(VENV)/bin/ruff check --fix app tests alembic
-	$(VENV)/bin/ruff format app tests alembic
+	$(VENV)/bin/ruff check --fix app tests alembic bench
+	$(VENV)/bin/ruff format app tests alembic bench
 
 ## Regenerate the committed OpenAPI document (a test fails while it is stale).
 openapi: install
@@ -64,3 +67,29 @@ openapi: install
 
 clean:
 	rm -rf $(VENV) accounts.db .pytest_cache .mypy_cache .ruff_cache
+
+## Benchmarks (docs/BENCHMARKS.md): wrk against uvicorn on a seeded PostgreSQL database
+## (BENCH_DATABASE_URL's server, else a throwaway cluster), beside the floor of the same SQL
+## replayed through asyncpg. N=1000 and 10000 by default; BENCH_NS="1000 10000 100000" for more.
+bench: install bench-deps
+	$(PY) -m bench.run
+
+## The harness itself on N=200 with 1 s per scenario: no docs; fails if any scenario errors.
+bench-smoke: install bench-deps
+	$(PY) -m bench.run --smoke
+
+## What the bench needs from Debian: wrk, and PostgreSQL's server binaries unless
+## BENCH_DATABASE_URL names a server. Installed when missing and we may; else explained.
+bench-deps:
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+		|| [ -n "$$BENCH_DATABASE_URL" ] || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing$$missing from Debian's packages"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "Please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; \
+		fi; \
+	fi

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     token_max_age: int = 21600
     # Seconds before a database connection attempt or statement gives up (SPEC: bounded faults).
     db_connect_timeout: float = 5.0
-    db_pool_size: int = 5
+    # At least the concurrency one worker sees, or the pool closes and reopens connections.
+    db_pool_size: int = 10
     db_max_overflow: int = 10
     # Behind PgBouncer in transaction pooling mode (docs/DEPLOYMENT.md).
     db_pgbouncer: bool = False

@@ -20,6 +20,9 @@ from tests.databases import Backend
 from tests.live import LiveServer, live_server
 from tests.pgcontrol import StoppableCluster
 
+# Runs once, in `make test`'s PostgreSQL pass: it needs a server of its own to stop or load.
+pytestmark = pytest.mark.postgres_only
+
 ACCOUNTS = "/api/v3_0/accounts"
 HEALTH = "/api/v3_0/health/ready"
 LOGIN = "/api/requestAuthToken"

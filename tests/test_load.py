@@ -28,6 +28,9 @@ from tests.databases import Backend, _asyncpg_dsn
 from tests.live import LiveServer, live_server
 from tests.postgres import throwaway_cluster
 
+# Runs once, in `make test`'s PostgreSQL pass: it needs a server of its own to stop or load.
+pytestmark = pytest.mark.postgres_only
+
 ACCOUNTS = "/api/v3_0/accounts"
 ADMIN = {"email": "test_admin_user@seita.nl", "password": "testtest"}
 PROCESSES = 4

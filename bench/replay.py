@@ -1,0 +1,138 @@
+"""The floor's load: captured SQL replayed through an asyncpg pool, in worker processes.
+
+Kept free of the app's imports so that a worker process starts quickly. Each worker serves
+jobs from its inbox until it receives None; the harness kills it if it does not stop. A worker
+keeps its event loop and its pool from job to job (as a service keeps its pool), so that the
+server's backends live as long as the worker and their CPU time can be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import uvloop
+
+#: (sql, parameters): the asyncpg dialect already renders `$n` placeholders.
+Statement = tuple[str, tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    dsn: str
+    #: One statement list per request variant (path or patched account); cycled through.
+    variants: tuple[tuple[Statement, ...], ...]
+    #: The request committed: replay it inside a transaction (its FOR UPDATE needs one).
+    transactional: bool
+    concurrency: int
+    duration: float
+    #: Wall-clock time (time.time()) at which every worker starts its clock.
+    start_at: float
+    #: Where this worker starts in the variants, so that workers interleave.
+    offset: int = 0
+    #: (password, hash): one argon2 verify per request after its SQL (the log-in's cost).
+    verify: tuple[str, str] | None = None
+
+
+@dataclass(slots=True)
+class Tally:
+    requests: int = 0
+    errors: int = 0
+    first_error: str | None = None
+    latencies: list[float] = field(default_factory=list)
+
+
+#: A worker never runs longer than this per job, whatever the job says.
+MAX_JOB_SECONDS = 600.0
+
+
+class Replayer:
+    """One worker's event loop and pool (reopened when a job needs another size or database)."""
+
+    def __init__(self) -> None:
+        self.pool: asyncpg.Pool | None = None
+        self.key: tuple[str, int] | None = None
+
+    async def pool_for(self, job: Job) -> asyncpg.Pool:
+        if self.pool is None or self.key != (job.dsn, job.concurrency):
+            await self.close()
+            self.pool = await asyncpg.create_pool(
+                job.dsn, min_size=job.concurrency, max_size=job.concurrency, timeout=10
+            )
+            self.key = (job.dsn, job.concurrency)
+        assert self.pool is not None
+        return self.pool
+
+    async def close(self) -> None:
+        """Close the pool; its database may be gone already (dropped after its N)."""
+        if self.pool is None:
+            return
+        pool, self.pool = self.pool, None
+        try:
+            await asyncio.wait_for(pool.close(), 10)
+        except (asyncpg.PostgresError, OSError, TimeoutError):
+            pool.terminate()
+
+    async def run(self, job: Job) -> Tally:
+        tally = Tally()
+        verify_password = None
+        if job.verify is not None:
+            from pwdlib import PasswordHash
+
+            verify_password = PasswordHash.recommended().verify
+        pool = await self.pool_for(job)
+        await asyncio.sleep(max(0.0, job.start_at - time.time()))
+        deadline = time.perf_counter() + min(job.duration, MAX_JOB_SECONDS)
+        sequence = iter(range(job.offset, job.offset + 10**9))
+
+        async def one(conn: asyncpg.Connection, statements: tuple[Statement, ...]) -> None:
+            for sql, parameters in statements:
+                await conn.fetch(sql, *parameters)
+
+        async def client() -> None:
+            while time.perf_counter() < deadline:
+                statements = job.variants[next(sequence) % len(job.variants)]
+                started = time.perf_counter()
+                try:
+                    async with pool.acquire() as conn:
+                        if job.transactional:
+                            async with conn.transaction():
+                                await one(conn, statements)
+                        else:
+                            await one(conn, statements)
+                    if verify_password is not None and job.verify is not None:
+                        await asyncio.to_thread(verify_password, *job.verify)
+                except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+                    tally.errors += 1
+                    tally.first_error = tally.first_error or f"{type(exc).__name__}: {exc}"
+                    continue
+                tally.latencies.append(time.perf_counter() - started)
+                tally.requests += 1
+
+        await asyncio.gather(*(client() for _ in range(job.concurrency)))
+        return tally
+
+
+def worker_main(inbox: Queue[Job | None], outbox: Queue[Tally]) -> None:
+    """A worker process: run jobs from the inbox, answer each with its tally."""
+    replayer = Replayer()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        try:
+            for _ in range(10_000):
+                job = inbox.get(timeout=3600)
+                if job is None:
+                    return
+                try:
+                    tally = runner.run(replayer.run(job))
+                except Exception as exc:  # reported, not raised: the harness decides
+                    tally = Tally(errors=1, first_error=f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):
+                    outbox.put(tally)
+        finally:
+            with contextlib.suppress(Exception):
+                runner.run(replayer.close())
