@@ -17,13 +17,15 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 ## What the suite needs from Debian: PostgreSQL's server binaries (for a throwaway cluster),
-## Chromium (the Swagger UI browser test) and wrk (the bench harness's smoke test). Installed when missing and we may; else explained.
+## Chromium (the Swagger UI browser test), wrk (the bench harness's smoke test) and Redis (the
+## shared log-in limiter test). Installed when missing and we may; else explained.
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
 		|| [ -n "$$TEST_DATABASE_URL" ] || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "Installing$$missing from Debian's packages"; \
