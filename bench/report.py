@@ -103,6 +103,8 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     rss_start_mib: float = 0.0
     rss_end_mib: float = 0.0
+    #: The soak (get_one as admin): (requests served so far, RSS in MiB) at each checkpoint.
+    soak: list[tuple[int, float]] = field(default_factory=list)
     noise_limit: float = 0.25
 
     def row(self, name: str, role: str) -> ScenarioRow | None:
@@ -199,6 +201,7 @@ def run_section(run: RunResult) -> str:
         f"{seed.filter_matches:,}. Seeded in {seed.seconds.get('total', 0):.1f} s "
         f"(COPY {seed.seconds.get('copy', 0):.1f} s). Service RSS (all uvicorn processes): "
         f"{run.rss_start_mib:.0f} MiB at start, {run.rss_end_mib:.0f} MiB at the end.",
+        *([soak_line(run.soak)] if run.soak else []),
         "",
         table(run),
     ]
@@ -210,6 +213,17 @@ def run_section(run: RunResult) -> str:
         )
     lines += ["", *(f"- {note}" for note in notes)] if notes else []
     return "\n".join(lines)
+
+
+def soak_line(soak: list[tuple[int, float]]) -> str:
+    """RSS after the first checkpoint against RSS after the last one (target: within 10 %)."""
+    (first_requests, first_rss), (last_requests, last_rss) = soak[0], soak[-1]
+    growth = (last_rss - first_rss) / first_rss if first_rss else 0.0
+    return (
+        f"\nMemory under load (get_one as admin, one service): RSS {first_rss:.0f} MiB after "
+        f"{first_requests:,} requests, {last_rss:.0f} MiB after {last_requests:,} requests "
+        f"({growth:+.1%})."
+    )
 
 
 def scaling(runs: list[RunResult]) -> str:
@@ -297,6 +311,7 @@ def to_json(runs: list[RunResult], machine: Machine, settings: Settings) -> str:
                 "seed": plain(run.seed),
                 "rss_start_mib": run.rss_start_mib,
                 "rss_end_mib": run.rss_end_mib,
+                "soak": run.soak,
                 "notes": run.notes,
                 "scenarios": [{**plain(row), "key": row.key, "ok": row.ok} for row in run.rows],
             }

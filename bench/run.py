@@ -211,10 +211,50 @@ def bench_n(
                 result.rows.append(row)
                 _say(f"[N={n}] {report.line(row, args.noise_limit)}")
             result.rss_end_mib = rss_kib(service.pids()) / 1024
+            if not args.smoke:
+                soak = next((s for s in chosen if s.key == SOAK_SCENARIO), None)
+                if soak is not None:
+                    result.soak = _soak(service, soak, tokens[soak.role], args, monitor)
+                    _say(f"[N={n}] {report.soak_line(result.soak).strip()}")
     finally:
         if not os.environ.get("BENCH_KEEP_DB"):
             asyncio.run(seed.drop_database(server_url, name))
     return result
+
+
+#: Memory is read after this many requests of one scenario, then after ten times as many.
+SOAK_SCENARIO = "get_one/admin"
+SOAK_CHECKPOINTS = (5_000, 50_000)
+SOAK_MAX_SECONDS = 600
+
+
+def _soak(
+    service: Service,
+    scenario: scenarios.Scenario,
+    token: str,
+    args: argparse.Namespace,
+    monitor: PgMonitor,
+) -> list[tuple[int, float]]:
+    """RSS of the service after at least 5,000 and then 50,000 requests (5 s wrk runs, so
+    the counts overshoot a little; the real counts are reported). Bounded in time."""
+    options = {
+        "connections": args.connections,
+        "threads": args.threads,
+        "app_pids": service.pids,
+        "pg_pids": monitor.pids,
+        "pg_sessions": monitor.sessions,
+    }
+    served = 0
+    checkpoints: list[tuple[int, float]] = []
+    stop_at = time.monotonic() + SOAK_MAX_SECONDS
+    for target in SOAK_CHECKPOINTS:
+        while served < target and time.monotonic() < stop_at:
+            run = load.run_wrk(service.base_url, scenario, token, duration=5, **options)
+            if run.error_count:
+                raise RuntimeError(f"soak: {run.error_count} errors: {run.errors}")
+            served += run.requests
+        checkpoints.append((served, rss_kib(service.pids()) / 1024))
+    return checkpoints
 
 
 def _bench_scenario(
