@@ -27,12 +27,6 @@ class AccountListFilters:
     sort_dir: SortDir
 
 
-@dataclass(frozen=True, slots=True)
-class AccountRow:
-    account: Account
-    user_count: int
-
-
 async def get_by_id(session: AsyncSession, account_id: int, *, for_update: bool = False) -> Account:
     """One account with its roles, in one statement (locked for update when asked)."""
     if not storable_id(account_id):
@@ -113,7 +107,7 @@ def _order_keys(filters: AccountListFilters) -> list[Any]:
 
 async def find_accounts(
     session: AsyncSession, filters: AccountListFilters, page: PageRequest
-) -> list[AccountRow]:
+) -> list[Account]:
     """The accounts in scope that pass the filters, in order; one page of them if asked."""
     where = [account_scope_clause(filters.scope), *_filter_clauses(filters)]
     keys = _order_keys(filters)
@@ -125,8 +119,7 @@ async def find_accounts(
         ids = paginate(select(Account.id).where(*where).order_by(*keys), page).subquery()
         statement = select(Account).join(ids, ids.c.id == Account.id)
     statement = statement.order_by(*keys).options(selectinload(Account.account_roles))
-    accounts = (await session.execute(statement)).scalars().all()
-    return [AccountRow(account=account, user_count=account.user_count) for account in accounts]
+    return list((await session.execute(statement)).scalars())
 
 
 async def count_accounts(session: AsyncSession, filters: AccountListFilters) -> tuple[int, int]:

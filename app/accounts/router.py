@@ -94,19 +94,11 @@ async def list_accounts(
     accounts) and `filtered-records` (those that pass `filter` and `role`). A page past the
     end has empty `data`.
     """
-    rows, total, filtered = await accounts_service.list_accounts(session, who, query, page)
+    accounts, total, filtered = await accounts_service.list_accounts(session, who, query, page)
     if page.page is None:
-        return [AccountOut.model_validate(row.account) for row in rows]
+        return [AccountOut.model_validate(account) for account in accounts]
     return AccountPage(
-        data=[
-            AccountWithUserCount.model_validate(
-                {
-                    **AccountOut.model_validate(row.account).model_dump(),
-                    "user_count": row.user_count,
-                }
-            )
-            for row in rows
-        ],
+        data=[AccountWithUserCount.model_validate(account) for account in accounts],
         num_records=total,
         filtered_records=filtered,
     )

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repository
 from app.accounts.models import Account, AccountRole
-from app.accounts.repository import AccountListFilters, AccountRow
+from app.accounts.repository import AccountListFilters
 from app.accounts.schemas import AccountCreate, AccountListQuery, AccountPatch
 from app.audit import events as audit_events
 from app.audit import repository as audit_repository
@@ -29,7 +29,7 @@ async def get_account(session: AsyncSession, who: Principal, account_id: int) ->
 
 async def list_accounts(
     session: AsyncSession, who: Principal, query: AccountListQuery, page: PageRequest
-) -> tuple[list[AccountRow], int, int]:
+) -> tuple[list[Account], int, int]:
     """The accounts the caller may see, filtered and ordered, with (total, filtered) counts.
 
     The counts are only computed when a page is asked for.
@@ -48,11 +48,11 @@ async def list_accounts(
         sort_by=query.sort_by,
         sort_dir=query.sort_dir,
     )
-    rows = await accounts_repository.find_accounts(session, filters, page)
+    accounts = await accounts_repository.find_accounts(session, filters, page)
     if page.page is None:
-        return rows, len(rows), len(rows)
+        return accounts, len(accounts), len(accounts)
     total, filtered = await accounts_repository.count_accounts(session, filters)
-    return rows, total, filtered
+    return accounts, total, filtered
 
 
 def etag_of(account: Account) -> str:
