@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient, Response
 
+from tests.assertions import assert_error
 from tests.world import World
 
 URL = "/api/v3_0/accounts"
@@ -43,12 +44,6 @@ async def patch(
     client: AsyncClient, headers_for: Headers, user: str, account_id: int, body: dict[str, Any]
 ) -> Response:
     return await client.patch(f"{URL}/{account_id}", json=body, headers=headers_for(user))
-
-
-def assert_error(response: Response, http_status: int, status: str) -> None:
-    assert response.status_code == http_status, response.text
-    assert set(response.json()) == {"message", "status"}
-    assert response.json()["status"] == status
 
 
 # --- who may read it --------------------------------------------------------------------------

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from httpx import AsyncClient, Response
+from httpx import AsyncClient
 
+from tests.assertions import assert_error
 from tests.world import World
 
 URL = "/api/v3_0/accounts"
@@ -17,15 +18,6 @@ CONSULTANCY = "Test Consultancy Account"
 CLIENT = "Test ConsultancyClient Account"
 PROSUMER = "Test Prosumer Account"
 UNKNOWN_ID = 999_999
-
-
-def assert_error(response: Response, http_status: int, status: str) -> Any:
-    """The common error envelope; returns its message."""
-    assert response.status_code == http_status, response.text
-    body = response.json()
-    assert set(body) == {"message", "status"}
-    assert body["status"] == status
-    return body["message"]
 
 
 async def account_names(client: AsyncClient, headers_for: Headers) -> set[str]:

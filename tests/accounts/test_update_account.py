@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient, Response
 
+from tests.assertions import assert_error
 from tests.world import World
 
 URL = "/api/v3_0/accounts"
@@ -21,15 +22,6 @@ EMPTY = "Test Empty Account"
 CONSULTANCY = "Test Consultancy Account"
 CLIENT = "Test ConsultancyClient Account"
 UNKNOWN_ID = 999_999
-
-
-def assert_error(response: Response, http_status: int, status: str) -> Any:
-    """The common error envelope; returns its message."""
-    assert response.status_code == http_status, response.text
-    body = response.json()
-    assert set(body) == {"message", "status"}
-    assert body["status"] == status
-    return body["message"]
 
 
 def assert_422_on(response: Response, location: str, field: str) -> None:
