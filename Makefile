@@ -6,6 +6,17 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?= -q
 
+# Shell for a recipe that has collected Debian package names in $$missing: installs them when we
+# are root with apt-get, else says what to install and fails.
+INSTALL_MISSING = if [ -n "$$missing" ]; then \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing$$missing from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "Please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; \
+	fi; \
+fi
+
 .PHONY: install system-deps run test test-postgres test-sqlite lint format openapi clean bench bench-smoke bench-deps
 
 $(VENV)/.installed: pyproject.toml
@@ -26,14 +37,7 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "Installing$$missing from Debian's packages"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-		else \
-			echo "Please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; \
-		fi; \
-	fi
+	$(INSTALL_MISSING)
 
 ## Serve the demo on the embedded SQLite default, with Swagger UI at /api/v3_0/docs.
 run: install
@@ -87,11 +91,4 @@ bench-deps:
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
 		|| [ -n "$$BENCH_DATABASE_URL" ] || missing="$$missing postgresql"; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "Installing$$missing from Debian's packages"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-		else \
-			echo "Please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; \
-		fi; \
-	fi
+	$(INSTALL_MISSING)
