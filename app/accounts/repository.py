@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -14,7 +14,7 @@ from app.accounts.errors import AccountNotFound
 from app.accounts.models import Account, AccountRole, AccountTotal, account_account_role
 from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
-from app.db import storable_id
+from app.db import DriverQuery, json_column, storable_id
 from app.pagination import PageRequest, SortDir, paginate
 
 
@@ -27,16 +27,83 @@ class AccountListFilters:
     sort_dir: SortDir
 
 
-async def get_by_id(session: AsyncSession, account_id: int, *, for_update: bool = False) -> Account:
-    """One account with its roles, in one statement (locked for update when asked)."""
+@dataclass(frozen=True, slots=True)
+class AccountRoleView:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """An account as read for an answer or an access decision: plain data, no ORM identity."""
+
+    id: int
+    name: str
+    primary_color: str | None
+    secondary_color: str | None
+    logo_url: str | None
+    attributes: dict[str, Any]
+    consultancy_account_id: int | None
+    version: int
+    user_count: int
+    account_roles: tuple[AccountRoleView, ...]
+
+
+_ACCOUNT = DriverQuery(
+    select(
+        Account.id,
+        Account.name,
+        Account.primary_color,
+        Account.secondary_color,
+        Account.logo_url,
+        Account.attributes,
+        Account.consultancy_account_id,
+        Account.version,
+        Account.user_count,
+        AccountRole.id,
+        AccountRole.name,
+    )
+    .outerjoin(account_account_role, account_account_role.c.account_id == Account.id)
+    .outerjoin(AccountRole, AccountRole.id == account_account_role.c.account_role_id)
+    .where(Account.id == bindparam("account_id"))
+    .order_by(AccountRole.id)
+)
+
+
+async def get_by_id(session: AsyncSession, account_id: int) -> AccountView:
+    """One account with its roles, in one statement run on the driver (every read of an
+    account issues it, see `DriverQuery`)."""
+    if not storable_id(account_id):
+        raise AccountNotFound(account_id)
+    rows = await _ACCOUNT.rows(session, account_id=account_id)
+    if not rows:
+        raise AccountNotFound(account_id)
+    first = rows[0]
+    return AccountView(
+        id=first[0],
+        name=first[1],
+        primary_color=first[2],
+        secondary_color=first[3],
+        logo_url=first[4],
+        attributes=json_column(first[5]),
+        consultancy_account_id=first[6],
+        version=first[7],
+        user_count=first[8],
+        account_roles=tuple(AccountRoleView(row[9], row[10]) for row in rows if row[9] is not None),
+    )
+
+
+async def get_for_update(session: AsyncSession, account_id: int) -> Account:
+    """One account with its roles, its row locked until the transaction ends."""
     if not storable_id(account_id):
         raise AccountNotFound(account_id)
     statement = (
-        select(Account).where(Account.id == account_id).options(joinedload(Account.account_roles))
-    )
-    if for_update:
+        select(Account)
+        .where(Account.id == account_id)
+        .options(joinedload(Account.account_roles))
         # Only the account row: the roles come from the nullable side of an outer join.
-        statement = statement.with_for_update(of=Account)
+        .with_for_update(of=Account)
+    )
     account = (await session.execute(statement)).unique().scalar_one_or_none()
     if account is None:
         raise AccountNotFound(account_id)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repository
 from app.accounts.models import Account, AccountRole
-from app.accounts.repository import AccountListFilters
+from app.accounts.repository import AccountListFilters, AccountView
 from app.accounts.schemas import AccountCreate, AccountListQuery, AccountPatch
 from app.audit import events as audit_events
 from app.audit import repository as audit_repository
@@ -21,7 +21,7 @@ from app.errors import InvalidInput, PreconditionFailed
 from app.pagination import PageRequest, split_filter
 
 
-async def get_account(session: AsyncSession, who: Principal, account_id: int) -> Account:
+async def get_account(session: AsyncSession, who: Principal, account_id: int) -> AccountView:
     account = await accounts_repository.get_by_id(session, account_id)
     policy.ensure_can_read_account(who, account)
     return account
@@ -55,7 +55,7 @@ async def list_accounts(
     return accounts, total, filtered
 
 
-def etag_of(account: Account) -> str:
+def etag_of(account: Account | AccountView) -> str:
     """A strong ETag: changes with every effective change of the account (its version)."""
     return f'"{account.id}-{account.version}"'
 
@@ -75,7 +75,7 @@ async def authorize_update(
 
     Runs before the body is validated: permission checks come before validation (SPEC §4).
     """
-    account = await accounts_repository.get_by_id(session, account_id, for_update=True)
+    account = await accounts_repository.get_for_update(session, account_id)
     policy.ensure_can_update_account(who, account)
     if "account_roles" in fields:
         policy.ensure_can_set_account_roles(who)

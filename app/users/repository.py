@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.accounts.models import Account, AccountRole, account_account_role
 from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
-from app.db import storable_id
+from app.db import DriverQuery, storable_id
 from app.pagination import PageRequest, SortDir, count_where, paginate
 from app.users.models import User, UserRole, user_user_role
 
@@ -29,27 +29,30 @@ class PrincipalRow:
     account_roles: frozenset[str]
 
 
+_PRINCIPAL = DriverQuery(
+    select(
+        User.id,
+        User.username,
+        User.account_id,
+        User.active,
+        User.token_version,
+        UserRole.name,
+        AccountRole.name,
+    )
+    .outerjoin(user_user_role, user_user_role.c.user_id == User.id)
+    .outerjoin(UserRole, UserRole.id == user_user_role.c.user_role_id)
+    .outerjoin(account_account_role, account_account_role.c.account_id == User.account_id)
+    .outerjoin(AccountRole, AccountRole.id == account_account_role.c.account_role_id)
+    .where(User.id == bindparam("user_id"))
+)
+
+
 async def get_principal_row(session: AsyncSession, user_id: int) -> PrincipalRow | None:
-    """The user behind a token with its role names and its account's role names: one query."""
+    """The user behind a token with its role names and its account's role names: one query,
+    run on the driver (every authenticated request issues it, see `DriverQuery`)."""
     if not storable_id(user_id):
         return None
-    statement = (
-        select(
-            User.id,
-            User.username,
-            User.account_id,
-            User.active,
-            User.token_version,
-            UserRole.name,
-            AccountRole.name,
-        )
-        .outerjoin(user_user_role, user_user_role.c.user_id == User.id)
-        .outerjoin(UserRole, UserRole.id == user_user_role.c.user_role_id)
-        .outerjoin(account_account_role, account_account_role.c.account_id == User.account_id)
-        .outerjoin(AccountRole, AccountRole.id == account_account_role.c.account_role_id)
-        .where(User.id == user_id)
-    )
-    rows = (await session.execute(statement)).all()
+    rows = await _PRINCIPAL.rows(session, user_id=user_id)
     if not rows:
         return None
     first = rows[0]
@@ -57,7 +60,7 @@ async def get_principal_row(session: AsyncSession, user_id: int) -> PrincipalRow
         id=first[0],
         username=first[1],
         account_id=first[2],
-        active=first[3],
+        active=bool(first[3]),  # SQLite answers 0 or 1
         token_version=first[4],
         roles=frozenset(row[5] for row in rows if row[5] is not None),
         account_roles=frozenset(row[6] for row in rows if row[6] is not None),
