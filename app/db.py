@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, Select, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -189,7 +190,7 @@ class DriverQuery:
 
     SQLAlchemy's `before_cursor_execute` event is dispatched for every statement, so counters
     (the tests' `count_queries`, the bench's floor capture) see these statements as well; the
-    cursor and context arguments are None.
+    cursor and context arguments are None. Errors are raised as SQLAlchemy's own would be.
     """
 
     def __init__(self, statement: Select[Any]) -> None:
@@ -218,7 +219,18 @@ class DriverQuery:
         )
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None  # a checked-out connection
-        rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *values)
+        try:
+            rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *values)
+        except Exception as exc:
+            # As SQLAlchemy does for its own statements: a connection that failed (rather than
+            # the statement) is invalidated so that the pool replaces it, and the error is
+            # raised as a DBAPIError, which the handlers answer (503 for a lost database).
+            lost = not isinstance(exc, asyncpg.PostgresError)
+            if lost:
+                await connection.invalidate()
+            raise DBAPIError.instance(
+                sql, values, exc, Exception, connection_invalidated=lost
+            ) from exc
         return rows
 
 
