@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import tokens
+from app.errors import Unauthorized
 from app.users import service as users_service
 from app.users.models import User
 from tests.conftest import SECRET
@@ -125,6 +126,26 @@ async def test_an_expired_token_is_401(client: AsyncClient, world: World) -> Non
     token = tokens.issue_token(world.user("admin").id, 1, key=SECRET, max_age=-60)
     response = await client.get(URL, headers={"Authorization": token})
     assert_unauthorized(response)
+
+
+async def test_a_token_used_before_is_refused_once_it_expires(
+    client: AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verified tokens are cached; their expiry is still checked on every request."""
+    token = tokens.issue_token(world.user("admin").id, 1, key=SECRET, max_age=60)
+    assert (await client.get(URL, headers={"Authorization": token})).status_code == 200
+    later = datetime.now(UTC).timestamp() + 61
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    response = await client.get(URL, headers={"Authorization": token})
+    assert_unauthorized(response)
+    assert response.json()["message"] == "The token has expired."
+
+
+def test_a_cached_token_is_still_checked_against_the_key() -> None:
+    token = tokens.issue_token(1, 1, key=SECRET, max_age=60)
+    assert tokens.read_token(token, key=SECRET) == tokens.TokenClaims(1, 1)
+    with pytest.raises(Unauthorized):
+        tokens.read_token(token, key=SECRET + "-other")
 
 
 @pytest.mark.parametrize(
