@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(
         settings.database_url,
         connect_timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pgbouncer=settings.db_pgbouncer,

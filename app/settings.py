@@ -22,8 +22,10 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     secret_key: SecretStr | None = None
     token_max_age: int = 21600
-    # Seconds before a database connection attempt or statement gives up (SPEC: bounded faults).
+    # Seconds before a database connection attempt gives up (SPEC: bounded faults).
     db_connect_timeout: float = 5.0
+    # Seconds before a database statement gives up (a database that stopped answering).
+    db_statement_timeout: float = 15.0
     # At least the concurrency one worker sees, or the pool closes and reopens connections.
     db_pool_size: int = 10
     db_max_overflow: int = 10

@@ -28,6 +28,7 @@ HEALTH = "/api/v3_0/health/ready"
 LOGIN = "/api/requestAuthToken"
 ADMIN = {"email": "test_admin_user@seita.nl", "password": "testtest"}
 CONNECT_TIMEOUT = 2  # DB_CONNECT_TIMEOUT of the service under test, seconds
+STATEMENT_TIMEOUT = 4  # DB_STATEMENT_TIMEOUT of the service under test, seconds
 ANSWER_WITHIN = 10.0  # seconds any request may take while the database is down
 RECOVER_WITHIN = 20.0  # seconds the service may take to notice the database is back
 
@@ -49,7 +50,13 @@ def cluster() -> Iterator[StoppableCluster]:
 @pytest.fixture(scope="module")
 async def service(cluster: StoppableCluster) -> AsyncIterator[LiveServer]:
     backend = Backend("postgresql", cluster.url)
-    async with live_server(backend, extra_env={"DB_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT)}) as srv:
+    async with live_server(
+        backend,
+        extra_env={
+            "DB_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
+            "DB_STATEMENT_TIMEOUT": str(STATEMENT_TIMEOUT),
+        },
+    ) as srv:
         yield srv
 
 

@@ -1,6 +1,6 @@
-"""DriverQuery: the hot reads that PostgreSQL runs straight on asyncpg behave as SQLAlchemy's own
-statements do: the same rows, inside the session's transaction, counted, and a lost connection
-is a DBAPIError that invalidates it."""
+"""app.db: DriverQuery (the hot reads PostgreSQL runs straight on asyncpg) behaves as SQLAlchemy's
+own statements do: the same rows, inside the session's transaction, counted, and a lost
+connection is a DBAPIError that invalidates it. The pool checks connections that sat idle."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import db
 from app.accounts.models import Account
 from app.db import DriverQuery, json_column, make_engine
 from tests.conftest import QueryCounter
@@ -73,5 +74,38 @@ async def test_a_connection_lost_under_a_driver_read_is_invalidated_and_replaced
             assert [row[1] for row in rows] == ["Test Prosumer Account"]
             connection = await session.connection()
             assert (await connection.execute(text("SELECT pg_backend_pid()"))).scalar() != pid
+    finally:
+        await engine.dispose()
+
+
+async def _terminate_pooled_connection(engine: AsyncEngine, database_url: str) -> None:
+    """Kill the server side of the pool's one idle connection."""
+    async with engine.connect() as connection:
+        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    other = make_engine(database_url)
+    try:
+        async with other.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await other.dispose()
+
+
+@pytest.mark.postgres_only  # the suite's PostgreSQL server terminates a connection
+@pytest.mark.parametrize("idle_enough", [True, False])
+async def test_only_a_connection_idle_for_a_while_is_checked_before_use(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, idle_enough: bool
+) -> None:
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        await _terminate_pooled_connection(engine, database_url)
+        monkeypatch.setattr(db, "PING_WHEN_IDLE_FOR", 0.0 if idle_enough else 3600.0)
+        async with engine.connect() as connection:
+            statement = text("SELECT count(*) FROM account")
+            if idle_enough:  # pinged, found dead, replaced: the statement just works
+                assert (await connection.execute(statement)).scalar_one() > 0
+            else:  # used a moment ago: not pinged, so the statement meets the lost connection
+                with pytest.raises(DBAPIError) as raised:
+                    await connection.execute(statement)
+                assert raised.value.connection_invalidated
     finally:
         await engine.dispose()
