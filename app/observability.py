@@ -121,15 +121,16 @@ class RequestObservability:
             method = str(scope.get("method", ""))
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(duration)
-            logger.info(
-                json.dumps(
-                    {
-                        "event": "request",
-                        "method": method,
-                        "path": route,
-                        "status": status,
-                        "duration_ms": round(duration * 1000, 2),
-                        "request_id": request_id,
-                    }
+            if logger.isEnabledFor(logging.INFO):  # else not even the line is built
+                logger.info(
+                    json.dumps(
+                        {
+                            "event": "request",
+                            "method": method,
+                            "path": route,
+                            "status": status,
+                            "duration_ms": round(duration * 1000, 2),
+                            "request_id": request_id,
+                        }
+                    )
                 )
-            )
