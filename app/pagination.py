@@ -33,7 +33,7 @@ class PageRequest:
         return ((self.page or 1) - 1) * self.per_page
 
 
-def page_request(
+async def page_request(
     page: Annotated[
         int | None,
         Query(
@@ -60,6 +60,8 @@ def page_request(
         Query(alias="per-page", ge=1, le=MAX_PER_PAGE, include_in_schema=False),
     ] = None,
 ) -> PageRequest:
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency in a worker
+    # thread, a hand-off that cost more than the rest of this function (docs/BENCHMARKS.md).
     size = per_page if per_page is not None else per_page_hyphenated
     return PageRequest(page=page, per_page=size or DEFAULT_PER_PAGE)
 

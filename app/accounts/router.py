@@ -28,7 +28,7 @@ router = APIRouter(prefix="/accounts", tags=["Accounts"])
 AccountId = Annotated[int, Path(description="The account's id.", examples=[1])]
 
 
-def account_list_query(
+async def account_list_query(
     filter: Annotated[
         str | None,
         Query(
@@ -63,6 +63,7 @@ def account_list_query(
         SortDir | None, Query(alias="sort-dir", include_in_schema=False)
     ] = None,
 ) -> AccountListQuery:
+    # async: see pagination.page_request
     return AccountListQuery(
         filter=filter,
         role=role,
