@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -15,7 +15,7 @@ from app.accounts.models import Account, AccountRole, AccountTotal, account_acco
 from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
 from app.db import DriverQuery, json_column, storable_id
-from app.pagination import PageRequest, SortDir, paginate
+from app.pagination import PageRequest, SortDir
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +159,7 @@ def _filter_clauses(filters: AccountListFilters) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def _order_keys(filters: AccountListFilters) -> list[Any]:
+def _order_keys(filters: AccountListFilters, *, reverse: bool = False) -> list[Any]:
     key: Any
     if filters.sort_by == "name":
         key = func.lower(Account.name)
@@ -167,15 +167,27 @@ def _order_keys(filters: AccountListFilters) -> list[Any]:
         key = Account.user_count
     else:
         key = Account.id
-    ordered = key.desc() if filters.sort_dir == "desc" else key.asc()
-    # `id` ascending breaks ties, so the same page asked twice has the same rows.
-    return [ordered, Account.id.asc()]
+    descending = (filters.sort_dir == "desc") != reverse
+    # `id` ascending breaks ties, so the same page asked twice has the same rows. Every key is
+    # NOT NULL, so the reverse order is exactly the forward order read backwards.
+    return [
+        key.desc() if descending else key.asc(),
+        Account.id.desc() if reverse else Account.id.asc(),
+    ]
 
 
 async def find_accounts(
-    session: AsyncSession, filters: AccountListFilters, page: PageRequest
+    session: AsyncSession,
+    filters: AccountListFilters,
+    page: PageRequest,
+    *,
+    matching: int | None = None,
 ) -> list[Account]:
-    """The accounts in scope that pass the filters, in order; one page of them if asked."""
+    """The accounts in scope that pass the filters, in order; one page of them if asked.
+
+    `matching`, how many accounts pass the filters, lets a page in the back half of the list be
+    read from its end: the last page skips a few index entries instead of almost all of them.
+    """
     where = [account_scope_clause(filters.scope), *_filter_clauses(filters)]
     keys = _order_keys(filters)
     if page.page is None:
@@ -183,10 +195,29 @@ async def find_accounts(
     else:
         # Deferred join: the page's ids come from an index-only scan (deep pages skip index
         # entries, not table rows), then only those rows are fetched.
-        ids = paginate(select(Account.id).where(*where).order_by(*keys), page).subquery()
+        ids = _page_ids(where, filters, page, matching).subquery()
         statement = select(Account).join(ids, ids.c.id == Account.id)
     statement = statement.order_by(*keys).options(selectinload(Account.account_roles))
     return list((await session.execute(statement)).scalars())
+
+
+def _page_ids(
+    where: list[ColumnElement[bool]],
+    filters: AccountListFilters,
+    page: PageRequest,
+    matching: int | None,
+) -> Select[tuple[int]]:
+    ids = select(Account.id).where(*where)
+    if matching is None or page.offset < matching / 2 or page.offset >= matching:
+        return ids.order_by(*_order_keys(filters)).limit(page.per_page).offset(page.offset)
+    # Rows [offset, offset + per_page) forwards are rows [matching - offset - per_page,
+    # matching - offset) backwards; the caller orders the page forwards again.
+    end = min(page.offset + page.per_page, matching)
+    return (
+        ids.order_by(*_order_keys(filters, reverse=True))
+        .limit(end - page.offset)
+        .offset(matching - end)
+    )
 
 
 async def count_accounts(session: AsyncSession, filters: AccountListFilters) -> tuple[int, int]:

@@ -48,10 +48,12 @@ async def list_accounts(
         sort_by=query.sort_by,
         sort_dir=query.sort_dir,
     )
-    accounts = await accounts_repository.find_accounts(session, filters, page)
     if page.page is None:
+        accounts = await accounts_repository.find_accounts(session, filters, page)
         return accounts, len(accounts), len(accounts)
+    # Counted first: knowing how many match lets a page near the end be read from the end.
     total, filtered = await accounts_repository.count_accounts(session, filters)
+    accounts = await accounts_repository.find_accounts(session, filters, page, matching=filtered)
     return accounts, total, filtered
 
 
