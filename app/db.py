@@ -201,7 +201,7 @@ class DriverQuery:
     request. Here the statement is compiled once per dialect; on PostgreSQL its SQL goes to the
     session's asyncpg connection (`driver_connection`), inside whatever transaction the session
     has, and rows come back as the driver gives them: no type processing (see `json_column`).
-    SQLite runs the same SQL through SQLAlchemy (`exec_driver_sql`).
+    With any other driver (SQLite's aiosqlite) the statement runs through SQLAlchemy as usual.
 
     SQLAlchemy's `before_cursor_execute` event is dispatched for every statement, so counters
     (the tests' `count_queries`, the bench's floor capture) see these statements as well; the
@@ -223,10 +223,10 @@ class DriverQuery:
 
     async def rows(self, session: AsyncSession, **parameters: Any) -> Sequence[Sequence[Any]]:
         connection = await session.connection()
+        if connection.dialect.driver != "asyncpg":
+            return (await connection.execute(self.statement, parameters)).all()
         sql, names = self.sql_for(connection.dialect)
         values = tuple(parameters[name] for name in names)
-        if connection.dialect.name != "postgresql":
-            return (await connection.exec_driver_sql(sql, values)).all()
         sync_connection = connection.sync_connection
         assert sync_connection is not None  # a session's connection is always started
         sync_connection.dispatch.before_cursor_execute(
@@ -240,13 +240,30 @@ class DriverQuery:
             # As SQLAlchemy does for its own statements: a connection that failed (rather than
             # the statement) is invalidated so that the pool replaces it, and the error is
             # raised as a DBAPIError, which the handlers answer (503 for a lost database).
-            lost = not isinstance(exc, asyncpg.PostgresError)
+            lost = connection_lost(exc, driver)
             if lost:
                 await connection.invalidate()
             raise DBAPIError.instance(
                 sql, values, exc, Exception, connection_invalidated=lost
             ) from exc
         return rows
+
+
+#: SQLSTATEs with which the server ends a connection: a shutdown, a crash, not accepting yet.
+_SERVER_GONE = frozenset({"57P01", "57P02", "57P03"})
+
+
+def connection_lost(exc: BaseException, driver: Any) -> bool:
+    """Whether an asyncpg error means the connection is unusable (not just the statement).
+
+    Anything that is not a server error (the socket, a timeout, a closed connection) is; so
+    is a server error of class 08 (connection exception) or one that ends the server process
+    (an administrator's pg_terminate_backend is 57P01).
+    """
+    if not isinstance(exc, asyncpg.PostgresError):
+        return True
+    state = str(getattr(exc, "sqlstate", "") or "")
+    return bool(driver.is_closed()) or state.startswith("08") or state in _SERVER_GONE
 
 
 def json_column(value: Any) -> Any:

@@ -4,18 +4,21 @@ connection is a DBAPIError that invalidates it. The pool checks connections that
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import db
 from app.accounts.models import Account
-from app.db import DriverQuery, json_column, make_engine
+from app.db import DriverQuery, connection_lost, json_column, make_engine
 from tests.conftest import QueryCounter
 from tests.databases import Backend
+from tests.world import World
 
 BY_NAME = DriverQuery(
     select(Account.id, Account.name, Account.attributes)
@@ -52,9 +55,30 @@ def test_json_column_accepts_the_text_or_the_decoded_value(value: Any) -> None:
     assert json_column(value) == {"a": 1}
 
 
+class _OpenDriver:
+    def is_closed(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("error", "lost"),
+    [
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), True),  # 57P01
+        (asyncpg.exceptions.ConnectionFailureError("connection failure"), True),  # 08006
+        (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"), True),
+        (OSError("connection reset"), True),
+        (TimeoutError(), True),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), False),  # the statement
+        (asyncpg.exceptions.QueryCanceledError("statement timeout"), False),
+    ],
+)
+def test_which_driver_errors_mean_a_lost_connection(error: BaseException, lost: bool) -> None:
+    assert connection_lost(error, _OpenDriver()) is lost
+
+
 @pytest.mark.postgres_only  # SQLite runs DriverQuery's SQL through SQLAlchemy: no driver path
 async def test_a_connection_lost_under_a_driver_read_is_invalidated_and_replaced(
-    backend: Backend, database_url: str
+    backend: Backend, database_url: str, world: World
 ) -> None:
     assert backend.name == "postgresql"
     engine = make_engine(database_url, pool_size=1, max_overflow=1)
@@ -64,7 +88,7 @@ async def test_a_connection_lost_under_a_driver_read_is_invalidated_and_replaced
             connection = await session.connection()
             pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             async with engine.connect() as other:  # the overflow connection
-                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                await _terminate(other, pid)
             with pytest.raises(DBAPIError) as raised:
                 await BY_NAME.rows(session, name="Test Prosumer Account")
             assert raised.value.connection_invalidated
@@ -78,6 +102,17 @@ async def test_a_connection_lost_under_a_driver_read_is_invalidated_and_replaced
         await engine.dispose()
 
 
+async def _terminate(connection: AsyncConnection, pid: int) -> None:
+    """Terminate a server process and wait until it is gone (it exits asynchronously)."""
+    await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    for _ in range(100):
+        alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+        if (await connection.execute(alive, {"pid": pid})).scalar_one() == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"backend {pid} still alive 5 s after pg_terminate_backend")
+
+
 async def _terminate_pooled_connection(engine: AsyncEngine, database_url: str) -> None:
     """Kill the server side of the pool's one idle connection."""
     async with engine.connect() as connection:
@@ -85,7 +120,7 @@ async def _terminate_pooled_connection(engine: AsyncEngine, database_url: str) -
     other = make_engine(database_url)
     try:
         async with other.connect() as connection:
-            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await _terminate(connection, pid)
     finally:
         await other.dispose()
 
@@ -93,7 +128,7 @@ async def _terminate_pooled_connection(engine: AsyncEngine, database_url: str) -
 @pytest.mark.postgres_only  # the suite's PostgreSQL server terminates a connection
 @pytest.mark.parametrize("idle_enough", [True, False])
 async def test_only_a_connection_idle_for_a_while_is_checked_before_use(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, idle_enough: bool
+    database_url: str, world: World, monkeypatch: pytest.MonkeyPatch, idle_enough: bool
 ) -> None:
     engine = make_engine(database_url, pool_size=1, max_overflow=0)
     try:
