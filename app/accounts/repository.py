@@ -211,7 +211,9 @@ def _page_ids(
     if matching is None or page.offset < matching / 2 or page.offset >= matching:
         return ids.order_by(*_order_keys(filters)).limit(page.per_page).offset(page.offset)
     # Rows [offset, offset + per_page) forwards are rows [matching - offset - per_page,
-    # matching - offset) backwards; the caller orders the page forwards again.
+    # matching - offset) backwards; the caller orders the page forwards again. `matching` was
+    # counted by an earlier statement: an account created in between shifts this page by one,
+    # as it shifts any offset page between two requests.
     end = min(page.offset + page.per_page, matching)
     return (
         ids.order_by(*_order_keys(filters, reverse=True))
