@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
@@ -33,6 +33,7 @@ from app import demo
 from bench import floor, load, report, scenarios, seed
 from bench.pgmonitor import PgMonitor
 from bench.server import Service, rss_kib
+from tests.databases import asyncpg_dsn, drop_server_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
@@ -136,7 +137,7 @@ def deadline(seconds: int) -> Iterator[None]:
 
 
 async def _postgres_version(server_url: str) -> str:
-    conn = await asyncpg.connect(seed.asyncpg_dsn(server_url), timeout=10)
+    conn = await asyncpg.connect(asyncpg_dsn(server_url), timeout=10)
     try:
         version = await conn.fetchval("SHOW server_version")
     finally:
@@ -196,7 +197,7 @@ def bench_n(
             chosen = [s for s in chosen if s.name in only or s.key in only]
         secret = secrets.token_urlsafe(32)
         with (
-            PgMonitor(seed.asyncpg_dsn(info.database_url)) as monitor,
+            PgMonitor(asyncpg_dsn(info.database_url)) as monitor,
             Service(info.database_url, secret, args.workers) as service,
         ):
             tokens = _log_in(service.base_url)
@@ -218,7 +219,7 @@ def bench_n(
                     _say(f"[N={n}] {report.soak_line(result.soak).strip()}")
     finally:
         if not os.environ.get("BENCH_KEEP_DB"):
-            asyncio.run(seed.drop_database(server_url, name))
+            asyncio.run(drop_server_database(server_url, name))
     return result
 
 
@@ -226,6 +227,17 @@ def bench_n(
 SOAK_SCENARIO = "get_one/admin"
 SOAK_CHECKPOINTS = (5_000, 50_000)
 SOAK_MAX_SECONDS = 600
+
+
+def _wrk_options(service: Service, args: argparse.Namespace, monitor: PgMonitor) -> dict[str, Any]:
+    """What every wrk run of a bench takes besides its scenario: load shape and whom to watch."""
+    return {
+        "connections": args.connections,
+        "threads": args.threads,
+        "app_pids": service.pids,
+        "pg_pids": monitor.pids,
+        "pg_sessions": monitor.sessions,
+    }
 
 
 def _soak(
@@ -237,13 +249,7 @@ def _soak(
 ) -> list[tuple[int, float]]:
     """RSS of the service after at least 5,000 and then 50,000 requests (5 s wrk runs, so
     the counts overshoot a little; the real counts are reported). Bounded in time."""
-    options = {
-        "connections": args.connections,
-        "threads": args.threads,
-        "app_pids": service.pids,
-        "pg_pids": monitor.pids,
-        "pg_sessions": monitor.sessions,
-    }
+    options = _wrk_options(service, args, monitor)
     served = 0
     checkpoints: list[tuple[int, float]] = []
     stop_at = time.monotonic() + SOAK_MAX_SECONDS
@@ -270,13 +276,7 @@ def _bench_scenario(
     if failure is not None:
         row.failure = failure
         return row
-    options = {
-        "connections": args.connections,
-        "threads": args.threads,
-        "app_pids": service.pids,
-        "pg_pids": monitor.pids,
-        "pg_sessions": monitor.sessions,
-    }
+    options = _wrk_options(service, args, monitor)
     if args.warmup > 0:
         load.run_wrk(service.base_url, scenario, token, duration=args.warmup, **options)
     duration = max(args.duration, scenario.min_duration)
@@ -315,7 +315,7 @@ def _floor(
         verify = (demo.DEMO_PASSWORD, asyncio.run(_password_hash(info)))
     return quietest(
         lambda: workers.run(
-            seed.asyncpg_dsn(info.database_url),
+            asyncpg_dsn(info.database_url),
             captured,
             concurrency=args.connections,
             duration=max(args.floor_duration, scenario.min_duration),
@@ -328,7 +328,7 @@ def _floor(
 
 
 async def _password_hash(info: seed.SeedInfo) -> str:
-    conn = await asyncpg.connect(seed.asyncpg_dsn(info.database_url), timeout=10)
+    conn = await asyncpg.connect(asyncpg_dsn(info.database_url), timeout=10)
     try:
         value = await conn.fetchval(
             'SELECT password_hash FROM "user" WHERE email = $1', scenarios.LOGINS["admin"]

@@ -8,7 +8,6 @@ one argon2 hash, computed once, is shared by all rows.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -17,15 +16,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from alembic import command
-from sqlalchemy.engine import make_url
 
 from app import demo
 from app.auth import passwords
 from app.db import make_engine, make_sessionmaker
-from app.migrations import alembic_config
 from app.users.models import RoleName
 from bench.names import CITIES, company_names, domain_of, person
+from tests.databases import (
+    asyncpg_dsn,
+    create_server_database,
+    drop_server_database,
+    migrate,
+)
 
 #: The seeded consultant of the biggest consultancy (password: the demo password).
 CONSULTANT_EMAIL = "bench_consultant@bench.example"
@@ -70,39 +72,6 @@ class SeedInfo:
     patch_ids: tuple[int, ...]
     filter_matches: int
     seconds: dict[str, float]
-
-
-def asyncpg_dsn(url: str) -> str:
-    """A SQLAlchemy URL (`postgresql+asyncpg://…`) as a plain libpq DSN for asyncpg."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def database_url(server_url: str, name: str) -> str:
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def create_database(server_url: str, name: str) -> str:
-    """A fresh, empty database `name` on the server; its SQLAlchemy URL."""
-    conn = await asyncpg.connect(asyncpg_dsn(server_url), timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return database_url(server_url, name)
-
-
-async def drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(server_url), timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def migrate(url: str) -> None:
-    # Alembic's async env.py runs its own event loop, so it gets a thread of its own.
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
 
 
 async def load_demo_world(url: str, password_hash: str) -> None:
@@ -324,7 +293,8 @@ async def seed(server_url: str, name: str, n: int) -> SeedInfo:
     """Create database `name` on the server, migrate it, load the demo world, COPY N accounts."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    url = await create_database(server_url, name)
+    await drop_server_database(server_url, name)  # a database kept by BENCH_KEEP_DB
+    url = await create_server_database(server_url, name)
     await migrate(url)
     seconds["migrate"] = time.perf_counter() - started
     password_hash = await passwords.hash_password(demo.DEMO_PASSWORD)

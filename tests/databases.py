@@ -29,8 +29,28 @@ def selected_backend() -> Backend:
     return Backend("sqlite", None)
 
 
-def _asyncpg_dsn(url: str) -> str:
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy URL (`postgresql+asyncpg://…`) as a plain libpq DSN for asyncpg."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def create_server_database(server_url: str, name: str) -> str:
+    """A new, empty database `name` on a PostgreSQL server; its SQLAlchemy URL."""
+    conn = await asyncpg.connect(asyncpg_dsn(server_url), timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_server_database(server_url: str, name: str) -> None:
+    """Drop database `name` on a PostgreSQL server, if it exists, whoever is connected."""
+    conn = await asyncpg.connect(asyncpg_dsn(server_url), timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 async def create_database(backend: Backend) -> str:
@@ -38,13 +58,9 @@ async def create_database(backend: Backend) -> str:
     if backend.server_url is None:
         path = os.path.join(tempfile.mkdtemp(prefix="accounts-test-"), "test.db")
         return f"sqlite+aiosqlite:///{path}"
-    name = f"accounts_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(_asyncpg_dsn(backend.server_url))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return make_url(backend.server_url).set(database=name).render_as_string(hide_password=False)
+    return await create_server_database(
+        backend.server_url, f"accounts_test_{uuid.uuid4().hex[:12]}"
+    )
 
 
 async def drop_database(backend: Backend, url: str) -> None:
@@ -54,11 +70,8 @@ async def drop_database(backend: Backend, url: str) -> None:
             await asyncio.to_thread(shutil.rmtree, os.path.dirname(path), True)
         return
     name = make_url(url).database
-    conn = await asyncpg.connect(_asyncpg_dsn(backend.server_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    assert name is not None
+    await drop_server_database(backend.server_url, name)
 
 
 async def migrate(url: str) -> None:

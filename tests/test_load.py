@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.databases import Backend, _asyncpg_dsn
+from tests.databases import Backend, asyncpg_dsn
 from tests.live import LiveServer, live_server
 from tests.postgres import throwaway_cluster
 
@@ -135,7 +135,7 @@ async def service(server_url: str) -> AsyncIterator[LiveServer]:
 
 
 async def counts(database_url: str) -> dict[str, Any]:
-    conn = await asyncpg.connect(_asyncpg_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return {
             "accounts": await conn.fetchval("SELECT count(*) FROM account"),
