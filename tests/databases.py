@@ -34,23 +34,23 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def create_server_database(server_url: str, name: str) -> str:
-    """A new, empty database `name` on a PostgreSQL server; its SQLAlchemy URL."""
+async def _execute_on_server(server_url: str, sql: str) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(server_url), timeout=10)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(sql)
     finally:
         await conn.close()
+
+
+async def create_server_database(server_url: str, name: str) -> str:
+    """A new, empty database `name` on a PostgreSQL server; its SQLAlchemy URL."""
+    await _execute_on_server(server_url, f'CREATE DATABASE "{name}"')
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def drop_server_database(server_url: str, name: str) -> None:
     """Drop database `name` on a PostgreSQL server, if it exists, whoever is connected."""
-    conn = await asyncpg.connect(asyncpg_dsn(server_url), timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _execute_on_server(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def create_database(backend: Backend) -> str:
