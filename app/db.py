@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -200,7 +199,10 @@ class DriverQuery:
     (`make bench`, docs/BENCHMARKS.md), and with the ORM session more: the read took ~2 ms per
     request. Here the statement is compiled once per dialect; on PostgreSQL its SQL goes to the
     session's asyncpg connection (`driver_connection`), inside whatever transaction the session
-    has, and rows come back as the driver gives them: no type processing (see `json_column`).
+    has, and rows come back as asyncpg decodes them: no SQLAlchemy result processing, so these
+    statements select only columns whose driver values are already what the ORM would give
+    (integers, text, booleans, and JSON, which asyncpg decodes with the codec SQLAlchemy's dialect
+    registers on every connection).
     With any other driver (SQLite's aiosqlite) the statement runs through SQLAlchemy as usual.
 
     SQLAlchemy's `before_cursor_execute` event is dispatched for every statement, so counters
@@ -264,9 +266,3 @@ def connection_lost(exc: BaseException, driver: Any) -> bool:
         return True
     state = str(getattr(exc, "sqlstate", "") or "")
     return bool(driver.is_closed()) or state.startswith("08") or state in _SERVER_GONE
-
-
-def json_column(value: Any) -> Any:
-    """A JSON column's value in a `DriverQuery` row: asyncpg decodes it (SQLAlchemy's dialect
-    registers a JSON codec on each connection), SQLite hands over the text."""
-    return json.loads(value) if isinstance(value, str | bytes) else value

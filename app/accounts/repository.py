@@ -14,8 +14,8 @@ from app.accounts.errors import AccountNotFound
 from app.accounts.models import Account, AccountRole, AccountTotal, account_account_role
 from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
-from app.db import DriverQuery, json_column, storable_id
-from app.pagination import PageRequest, SortDir
+from app.db import DriverQuery, storable_id
+from app.pagination import PageRequest, SortDir, paginate
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ async def get_by_id(session: AsyncSession, account_id: int) -> AccountView:
         primary_color=first[2],
         secondary_color=first[3],
         logo_url=first[4],
-        attributes=json_column(first[5]),
+        attributes=first[5],
         consultancy_account_id=first[6],
         version=first[7],
         user_count=first[8],
@@ -209,7 +209,7 @@ def _page_ids(
 ) -> Select[tuple[int]]:
     ids = select(Account.id).where(*where)
     if matching is None or page.offset < matching / 2 or page.offset >= matching:
-        return ids.order_by(*_order_keys(filters)).limit(page.per_page).offset(page.offset)
+        return paginate(ids.order_by(*_order_keys(filters)), page)
     # Rows [offset, offset + per_page) forwards are rows [matching - offset - per_page,
     # matching - offset) backwards; the caller orders the page forwards again. `matching` was
     # counted by an earlier statement: an account created in between shifts this page by one,

@@ -60,7 +60,7 @@ async def get_principal_row(session: AsyncSession, user_id: int) -> PrincipalRow
         id=first[0],
         username=first[1],
         account_id=first[2],
-        active=bool(first[3]),  # SQLite answers 0 or 1
+        active=first[3],
         token_version=first[4],
         roles=frozenset(row[5] for row in rows if row[5] is not None),
         account_roles=frozenset(row[6] for row in rows if row[6] is not None),
