@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import SecretStr, TypeAdapter, ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import demo
+from app import demo, faults
 from app.accounts import service as accounts_service
 from app.accounts.schemas import AccountName, Color, LogoUrl
 from app.auth import passwords
@@ -217,10 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = _one_line(exc) if isinstance(exc, AppError) else str(exc)
         print(f"Error: {message}", file=sys.stderr)
         return 1
-    except (OSError, ConnectionError) as exc:
-        print(f"Error: cannot reach the database ({type(exc).__name__}).", file=sys.stderr)
-        return 1
     except SQLAlchemyError as exc:
+        if faults.is_database_fault(exc):
+            cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            print(f"Error: cannot reach the database ({_root_cause_name(cause)}).", file=sys.stderr)
+            return 1
         # An unmigrated database, an unwritable SQLite path, ...: still one line, no traceback.
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(f"Error: database error: {reason}", file=sys.stderr)
@@ -229,6 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Error: no password given (the input ended).", file=sys.stderr)
         return 1
     return 0
+
+
+def _root_cause_name(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return type(exc).__name__
 
 
 if __name__ == "__main__":

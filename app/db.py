@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import asyncpg  # type: ignore[import-untyped]
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, Select, event
+from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from app import faults
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -100,6 +102,7 @@ def make_engine(
         **kwargs,
     )
     _bounded_pre_ping(engine, connect_timeout)
+    faults.install(engine)
     return engine
 
 
@@ -191,78 +194,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-class DriverQuery:
-    """A read statement, written with SQLAlchemy Core, that PostgreSQL runs straight on asyncpg.
-
-    For the two statements every authenticated read issues (the caller's principal, one account
-    by id). SQLAlchemy's execution path costs about 110 µs of CPU per statement above asyncpg's own
-    (`make bench`, docs/BENCHMARKS.md), and with the ORM session more: the read took ~2 ms per
-    request. Here the statement is compiled once per dialect; on PostgreSQL its SQL goes to the
-    session's asyncpg connection (`driver_connection`), inside whatever transaction the session
-    has, and rows come back as asyncpg decodes them: no SQLAlchemy result processing, so these
-    statements select only columns whose driver values are already what the ORM would give
-    (integers, text, booleans, and JSON, which asyncpg decodes with the codec SQLAlchemy's dialect
-    registers on every connection).
-    With any other driver (SQLite's aiosqlite) the statement runs through SQLAlchemy as usual.
-
-    SQLAlchemy's `before_cursor_execute` event is dispatched for every statement, so counters
-    (the tests' `count_queries`, the bench's floor capture) see these statements as well; the
-    cursor and context arguments are None. Errors are raised as SQLAlchemy's own would be.
-    """
-
-    def __init__(self, statement: Select[Any]) -> None:
-        self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
-
-    def sql_for(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-        """The SQL for this dialect and the names of its positional parameters, in order."""
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            statement = self.statement.compile(dialect=dialect)
-            compiled = (str(statement), tuple(statement.positiontup or ()))
-            self._compiled[dialect.name] = compiled
-        return compiled
-
-    async def rows(self, session: AsyncSession, **parameters: Any) -> Sequence[Sequence[Any]]:
-        connection = await session.connection()
-        if connection.dialect.driver != "asyncpg":
-            return (await connection.execute(self.statement, parameters)).all()
-        sql, names = self.sql_for(connection.dialect)
-        values = tuple(parameters[name] for name in names)
-        sync_connection = connection.sync_connection
-        assert sync_connection is not None  # a session's connection is always started
-        sync_connection.dispatch.before_cursor_execute(
-            sync_connection, None, sql, values, None, False
-        )
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None  # a checked-out connection
-        try:
-            rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *values)
-        except Exception as exc:
-            # As SQLAlchemy does for its own statements: a connection that failed (rather than
-            # the statement) is invalidated so that the pool replaces it, and the error is
-            # raised as a DBAPIError, which the handlers answer (503 for a lost database).
-            lost = connection_lost(exc, driver)
-            if lost:
-                await connection.invalidate()
-            raise DBAPIError.instance(
-                sql, values, exc, Exception, connection_invalidated=lost
-            ) from exc
-        return rows
-
-
-#: SQLSTATEs with which the server ends a connection: a shutdown, a crash, not accepting yet.
-_SERVER_GONE = frozenset({"57P01", "57P02", "57P03"})
-
-
-def connection_lost(exc: BaseException, driver: Any) -> bool:
-    """Whether an asyncpg error means the connection is unusable (not just the statement).
-
-    Anything that is not a server error (the socket, a timeout, a closed connection) is; so
-    is a server error of class 08 (connection exception) or one that ends the server process
-    (an administrator's pg_terminate_backend is 57P01).
-    """
-    if not isinstance(exc, asyncpg.PostgresError):
-        return True
-    state = str(getattr(exc, "sqlstate", "") or "")
-    return bool(driver.is_closed()) or state.startswith("08") or state in _SERVER_GONE
+@asynccontextmanager
+async def unique_or(session: AsyncSession, error: Exception) -> AsyncIterator[None]:
+    """A write whose unique constraint may decide a race between two requests: the loser's
+    IntegrityError becomes `error` (a 422), and the session is rolled back."""
+    try:
+        yield
+    except IntegrityError as exc:
+        await session.rollback()
+        raise error from exc

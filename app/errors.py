@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import FLEXMEASURES_VERSION
+from app import FLEXMEASURES_VERSION, faults
 
 logger = logging.getLogger(__name__)
 
@@ -181,19 +181,13 @@ def install_handlers(app: FastAPI) -> None:
         return envelope(exc.status_code, status.name, str(exc.detail or status.phrase))
 
     @app.exception_handler(DBAPIError)
-    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or _is_connection_problem(exc.orig):
-            logger.warning("database unreachable: %s", type(exc.orig).__name__)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+        if faults.is_database_fault(exc):
+            logger.warning("database unreachable: %s", type(exc).__name__)
             return envelope(503, ServiceUnavailable.status, ServiceUnavailable.message)
         logger.exception("database error")
         return envelope(500, AppError.status, AppError.message)
-
-    for unreachable in (OSError, TimeoutError, PoolTimeoutError):
-
-        @app.exception_handler(unreachable)
-        async def _unreachable(_request: Request, exc: Exception) -> JSONResponse:
-            logger.warning("database unreachable: %s", type(exc).__name__)
-            return envelope(503, ServiceUnavailable.status, ServiceUnavailable.message)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -203,10 +197,3 @@ def install_handlers(app: FastAPI) -> None:
         return envelope(
             500, AppError.status, AppError.message, **{"FlexMeasures-Version": FLEXMEASURES_VERSION}
         )
-
-
-def _is_connection_problem(orig: BaseException | None) -> bool:
-    if isinstance(orig, OSError | TimeoutError):
-        return True
-    name = type(orig).__name__
-    return name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError"}

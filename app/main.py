@@ -22,6 +22,7 @@ from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.health.router import router as health_router
 from app.limits import BodySizeLimit
 from app.observability import Metrics, RequestObservability
+from app.ratelimit import ResilientLimiter
 from app.settings import Settings, get_settings
 from app.users.router import router as users_router
 
@@ -105,10 +106,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.read_sessionmaker = make_read_sessionmaker(engine)
-    app.state.login_limiter = LoginLimiter.from_settings(
-        settings.rate_limit_storage_url, settings.login_failure_limit
-    )
     metrics = Metrics(engine)
+    app.state.limiter = ResilientLimiter(
+        settings.rate_limit_storage_url, on_fallback=metrics.rate_limit_fallbacks.inc
+    )
+    app.state.login_limiter = LoginLimiter.from_settings(
+        app.state.limiter, settings.login_failure_limit
+    )
     errors.install_handlers(app)
     # The last added runs first: observe everything, then stamp the version, then limit bodies.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -44,6 +44,11 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.rate_limit_fallbacks = Counter(
+            "rate_limit_storage_fallbacks_total",
+            "Rate-limit storage calls that failed, so that this process counted in memory.",
+            registry=self.registry,
+        )
         self.registry.register(PoolCollector(engine))
 
 

@@ -14,13 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from app import db
 from app.accounts.models import Account
-from app.db import DriverQuery, connection_lost, make_engine
+from app.db import make_engine
+from app.faults import connection_lost
+from app.rawrows import DriverQuery
 from tests.conftest import QueryCounter
 from tests.databases import Backend
 from tests.world import World
 
 BY_NAME = DriverQuery(
-    select(Account.id, Account.name, Account.attributes)
+    select(
+        Account.id.label("id"), Account.name.label("name"), Account.attributes.label("attributes")
+    )
     .where(Account.name == bindparam("name"))
     .order_by(Account.id)
 )
@@ -43,7 +47,7 @@ async def test_rows_see_the_sessions_own_uncommitted_writes_and_are_counted(
         count_queries.reset()
         rows = await BY_NAME.rows(session, name="Driver Query Account")
         assert count_queries.statements == [BY_NAME.sql_for(session.bind.dialect)[0]]
-        assert [(row[1], row[2]) for row in rows] == [
+        assert [(row["name"], row["attributes"]) for row in rows] == [
             ("Driver Query Account", {"a": [1, 2]}),
         ]
         assert await BY_NAME.rows(session, name="No Such Account") == []
@@ -89,7 +93,7 @@ async def test_a_connection_lost_under_a_driver_read_is_invalidated_and_replaced
         # The lost connection was replaced: the next session reads again, on a new backend.
         async with sessions() as session:
             rows = await BY_NAME.rows(session, name="Test Prosumer Account")
-            assert [row[1] for row in rows] == ["Test Prosumer Account"]
+            assert [row["name"] for row in rows] == ["Test Prosumer Account"]
             connection = await session.connection()
             assert (await connection.execute(text("SELECT pg_backend_pid()"))).scalar() != pid
     finally:

@@ -19,9 +19,10 @@ from app.accounts.schemas import (
     AccountWithUserCount,
 )
 from app.audit.schemas import AuditRecordOut, AuditRecordPage
-from app.auth.dependencies import CurrentPrincipal
+from app.auth import policy
+from app.auth.dependencies import Authorized, CurrentPrincipal, fields_sent
 from app.db import SessionDep
-from app.pagination import PageRequestDep, SortDir
+from app.pagination import PageRequestDep, SortDir, answer
 
 router = APIRouter(prefix="/accounts", tags=["Accounts"])
 
@@ -95,13 +96,13 @@ async def list_accounts(
     accounts) and `filtered-records` (those that pass `filter` and `role`). A page past the
     end has empty `data`.
     """
-    accounts, total, filtered = await accounts_service.list_accounts(session, who, query, page)
-    if page.page is None:
-        return [AccountOut.model_validate(account) for account in accounts]
-    return AccountPage(
-        data=[AccountWithUserCount.model_validate(account) for account in accounts],
-        num_records=total,
-        filtered_records=filtered,
+    accounts = await accounts_service.list_accounts(session, who, query, page)
+    return answer(
+        accounts,
+        page,
+        AccountOut.model_validate,
+        AccountPage,
+        page_item=AccountWithUserCount.model_validate,
     )
 
 
@@ -127,12 +128,12 @@ async def get_account(
     its consultancy account may. The `ETag` header identifies this version of the account."""
     account = await accounts_service.get_account(session, who, id)
     response.headers["ETag"] = accounts_service.etag_of(account)
-    return AccountOut.model_validate(account)
+    return account
 
 
 async def _may_create(who: CurrentPrincipal) -> None:
     # A dependency, so that the permission check comes before the body's validation (SPEC §4).
-    accounts_service.authorize_create(who)
+    policy.authorize_account_create(who)
 
 
 @router.post(
@@ -156,20 +157,13 @@ async def create_account(
     return AccountOut.model_validate(account)
 
 
-async def _account_to_update(
+async def _account_patch(
     id: AccountId, who: CurrentPrincipal, session: SessionDep, request: Request
-) -> Account:
-    # A dependency, so that the permission checks come before the body's validation (SPEC §4):
-    # also those that depend only on which fields are sent (`account_roles`, the consultancy).
-    return await accounts_service.authorize_update(session, who, id, await _fields_sent(request))
-
-
-async def _fields_sent(request: Request) -> frozenset[str]:
-    try:
-        body = await request.json()  # already read and cached by FastAPI
-    except ValueError:
-        return frozenset()  # FastAPI answers 400 for it
-    return frozenset(body) if isinstance(body, dict) else frozenset()
+) -> Authorized[Account]:
+    """The account a PATCH is about (locked), once the caller may send it the fields they sent:
+    a dependency, so that these checks come before the body's validation (SPEC §4)."""
+    fields = await fields_sent(request)
+    return Authorized(who, await accounts_service.authorize_update(session, who, id, fields))
 
 
 @router.patch(
@@ -181,8 +175,7 @@ async def _fields_sent(request: Request) -> frozenset[str]:
 )
 async def update_account(
     patch: AccountPatch,
-    account: Annotated[Account, Depends(_account_to_update)],
-    who: CurrentPrincipal,
+    authorized: Annotated[Authorized[Account], Depends(_account_patch)],
     session: SessionDep,
     response: Response,
     if_match: Annotated[
@@ -199,7 +192,9 @@ async def update_account(
     and only to their own account or null. Any error leaves the account unchanged; an empty
     body changes nothing.
     """
-    updated = await accounts_service.update_account(session, who, account, patch, if_match)
+    updated = await accounts_service.update_account(
+        session, authorized.who, authorized.resource, patch, if_match
+    )
     response.headers["ETag"] = accounts_service.etag_of(updated)
     return AccountOut.model_validate(updated)
 
@@ -230,8 +225,5 @@ async def get_account_audit_log(
     the account and consultants of its consultancy account may read it.
 
     Without `page` a bare list; with `page` the same envelope as the account list."""
-    records, total, filtered = await accounts_service.get_audit_log(session, who, id, filter, page)
-    data = [AuditRecordOut.model_validate(record) for record in records]
-    if page.page is None:
-        return data
-    return AuditRecordPage(data=data, num_records=total, filtered_records=filtered)
+    records = await accounts_service.get_audit_log(session, who, id, filter, page)
+    return answer(records, page, AuditRecordOut.model_validate, AuditRecordPage)

@@ -64,6 +64,12 @@ class AccountWithUserCount(AccountOut):
     user_count: int = Field(description="How many users the account has.", examples=[3])
 
 
+class AccountRead(AccountWithUserCount):
+    """An account as read for an answer or an access decision, with its version (its ETag)."""
+
+    version: int = Field(exclude=True)
+
+
 class AccountPage(Page[AccountWithUserCount]):
     """One page of accounts, each with its user count."""
 

@@ -3,38 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repository
 from app.accounts.models import Account, AccountRole
-from app.accounts.repository import AccountListFilters, AccountView
-from app.accounts.schemas import AccountCreate, AccountListQuery, AccountPatch
+from app.accounts.repository import AccountListFilters
+from app.accounts.schemas import AccountCreate, AccountListQuery, AccountPatch, AccountRead
 from app.audit import events as audit_events
 from app.audit import repository as audit_repository
 from app.audit.models import AuditRecord
 from app.auth import policy
 from app.auth.principal import Principal
+from app.db import unique_or
 from app.errors import InvalidInput, PreconditionFailed
-from app.pagination import PageRequest, split_filter
+from app.pagination import Counted, PageRequest, split_filter
 
 
-async def get_account(session: AsyncSession, who: Principal, account_id: int) -> AccountView:
+async def get_account(session: AsyncSession, who: Principal, account_id: int) -> AccountRead:
     account = await accounts_repository.get_by_id(session, account_id)
-    policy.ensure_can_read_account(who, account)
+    policy.authorize_account_read(who, account)
     return account
 
 
 async def list_accounts(
     session: AsyncSession, who: Principal, query: AccountListQuery, page: PageRequest
-) -> tuple[list[Account], int, int]:
-    """The accounts the caller may see, filtered and ordered, with (total, filtered) counts.
-
-    The counts are only computed when a page is asked for.
-    """
-    terms = split_filter(query.filter)
+) -> Counted[Account]:
+    """The accounts the caller may see, filtered and ordered; counted when a page is asked."""
     role_id = None
     if query.role is not None:
         role = await accounts_repository.get_role_by_name(session, query.role)
@@ -43,21 +40,15 @@ async def list_accounts(
         role_id = role.id
     filters = AccountListFilters(
         scope=policy.visible_accounts(who),
-        terms=terms,
+        terms=split_filter(query.filter),
         role_id=role_id,
         sort_by=query.sort_by,
         sort_dir=query.sort_dir,
     )
-    if page.page is None:
-        accounts = await accounts_repository.find_accounts(session, filters, page)
-        return accounts, len(accounts), len(accounts)
-    # Counted first: knowing how many match lets a page near the end be read from the end.
-    total, filtered = await accounts_repository.count_accounts(session, filters)
-    accounts = await accounts_repository.find_accounts(session, filters, page, matching=filtered)
-    return accounts, total, filtered
+    return await accounts_repository.find_page(session, filters, page)
 
 
-def etag_of(account: Account | AccountView) -> str:
+def etag_of(account: Account | AccountRead) -> str:
     """A strong ETag: changes with every effective change of the account (its version)."""
     return f'"{account.id}-{account.version}"'
 
@@ -70,39 +61,37 @@ def if_match_holds(if_match: str | None, account: Account) -> bool:
 
 
 async def authorize_update(
-    session: AsyncSession, who: Principal, account_id: int, fields: Collection[str] = ()
+    session: AsyncSession, who: Principal, account_id: int, fields: Collection[str]
 ) -> Account:
-    """Load (and lock) the account a PATCH is about and check that the caller may update it,
-    and may send the `fields` named in the body at all.
-
-    Runs before the body is validated: permission checks come before validation (SPEC §4).
-    """
+    """Load (and lock) the account a PATCH is about and check that the caller may send it these
+    `fields` at all: before the body's values are validated (SPEC §4)."""
     account = await accounts_repository.get_for_update(session, account_id)
-    policy.ensure_can_update_account(who, account)
-    if "account_roles" in fields:
-        policy.ensure_can_set_account_roles(who)
-    if "consultancy_account_id" in fields and not policy.is_admin(who):
-        policy.ensure_may_assign_consultancies(who)
+    policy.authorize_account_patch(who, account, fields)
     return account
 
 
-def authorize_create(who: Principal) -> None:
-    policy.ensure_can_create_account(who)
-
-
 async def create_account(session: AsyncSession, who: Principal, body: AccountCreate) -> Account:
-    policy.ensure_can_create_account(who)
+    policy.authorize_account_create(who)
     consultancy_id = body.consultancy_account_id
-    if not policy.is_admin(who):
+    if consultancy_id is None and not policy.is_admin(who):
         # A consultant's new account is their client: their own account is its consultancy,
         # also when they send null (SPEC §4).
-        if consultancy_id is None:
-            consultancy_id = who.account_id
-        elif not await accounts_repository.exists_by_id(session, consultancy_id):
-            raise _unknown_consultancy(consultancy_id)
-        policy.ensure_can_assign_consultancy(who, consultancy_id)
+        consultancy_id = who.account_id
     draft = NewAccount(name=body.name, consultancy_account_id=consultancy_id)
     return await insert_account(session, who, draft)
+
+
+async def _authorize_consultancy(
+    session: AsyncSession, who: Principal | None, account_id: int | None, consultancy_id: int | None
+) -> None:
+    exists = consultancy_id is not None and await accounts_repository.exists_by_id(
+        session, consultancy_id
+    )
+    if who is None:  # an operator at the command line: only that it exists
+        if consultancy_id is not None and not exists:
+            raise _unknown_consultancy(consultancy_id)
+        return
+    policy.authorize_consultancy(who, account_id, consultancy_id, exists=exists)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +111,9 @@ async def insert_account(
 
     `who` is None when an operator creates it from the command line.
     """
-    if await accounts_repository.get_by_name(session, draft.name) is not None:
-        raise _name_taken(draft.name)
-    consultancy_id = draft.consultancy_account_id
-    if consultancy_id is not None and not await accounts_repository.exists_by_id(
-        session, consultancy_id
-    ):
-        raise _unknown_consultancy(consultancy_id)
+    if draft.consultancy_account_id is not None:
+        await _authorize_consultancy(session, who, None, draft.consultancy_account_id)
+    await _ensure_name_free(session, draft.name)
     roles = await accounts_repository.get_roles_by_names(session, draft.role_names)
     missing = sorted(set(draft.role_names) - {role.name for role in roles})
     if missing:
@@ -137,7 +122,7 @@ async def insert_account(
         )
     account = Account(
         name=draft.name,
-        consultancy_account_id=consultancy_id,
+        consultancy_account_id=draft.consultancy_account_id,
         primary_color=draft.primary_color,
         secondary_color=draft.secondary_color,
         logo_url=draft.logo_url,
@@ -146,9 +131,10 @@ async def insert_account(
         account_roles=roles,
     )
     accounts_repository.add(session, account)
-    await _flush_unique_name(session, draft.name)
-    audit_repository.add(session, audit_events.account_created(who, account.id))
-    await _commit_unique_name(session, draft.name)
+    async with _unique_name(session, draft.name):
+        await session.flush()  # the id, for the audit record
+        audit_repository.add(session, audit_events.account_created(who, account.id))
+        await session.commit()
     return account
 
 
@@ -167,10 +153,8 @@ async def update_account(
     given = patch.model_fields_set
     if not if_match_holds(if_match, account):
         raise PreconditionFailed()
-    if "account_roles" in given:
-        policy.ensure_can_set_account_roles(who)
     if "consultancy_account_id" in given:
-        await _check_consultancy(session, who, account, patch.consultancy_account_id)
+        await _authorize_consultancy(session, who, account.id, patch.consultancy_account_id)
     roles = None
     if "account_roles" in given and patch.account_roles is not None:
         roles = await accounts_repository.get_roles_by_ids(session, patch.account_roles)
@@ -178,34 +162,16 @@ async def update_account(
         if unknown:
             raise InvalidInput("json", "account_roles", f"Unknown account role id(s): {unknown}.")
     if "name" in given and patch.name is not None and patch.name != account.name:
-        other = await accounts_repository.get_by_name(session, patch.name)
-        if other is not None and other.id != account.id:
-            raise _name_taken(patch.name)
+        await _ensure_name_free(session, patch.name)
 
     changed = _apply(account, patch, roles)
     if not changed:
         return account
     account.version += 1
     audit_repository.add(session, audit_events.account_updated(who, account.id, changed))
-    await _commit_unique_name(session, account.name)
+    async with _unique_name(session, account.name):
+        await session.commit()
     return account
-
-
-async def _check_consultancy(
-    session: AsyncSession, who: Principal, account: Account, consultancy_id: int | None
-) -> None:
-    # The order of these checks is SPEC §4's: permission, existence, whose account, self.
-    if not policy.is_admin(who):
-        policy.ensure_may_assign_consultancies(who)
-    if consultancy_id is not None and not await accounts_repository.exists_by_id(
-        session, consultancy_id
-    ):
-        raise _unknown_consultancy(consultancy_id)
-    policy.ensure_can_assign_consultancy(who, consultancy_id)
-    if consultancy_id == account.id:
-        raise InvalidInput(
-            "json", "consultancy_account_id", "An account cannot be its own consultancy."
-        )
 
 
 # The order in which the audit event names changed fields (SPEC §6).
@@ -238,11 +204,12 @@ def _apply(account: Account, patch: AccountPatch, roles: list[AccountRole] | Non
 
 async def get_audit_log(
     session: AsyncSession, who: Principal, account_id: int, text: str | None, page: PageRequest
-) -> tuple[list[AuditRecord], int, int]:
+) -> Counted[AuditRecord]:
     account = await accounts_repository.get_by_id(session, account_id)
-    policy.ensure_can_read_audit_log(who, account)
-    terms = split_filter(text)
-    return await audit_repository.find_for_account(session, account_id, terms, page)
+    policy.authorize_account_audit_log(who, account)
+    return await audit_repository.find_page(
+        session, AuditRecord.affected_account_id == account_id, split_filter(text), page
+    )
 
 
 def _name_taken(name: str) -> InvalidInput:
@@ -253,21 +220,15 @@ def _unknown_consultancy(account_id: int) -> InvalidInput:
     return InvalidInput("json", "consultancy_account_id", f"Account {account_id} does not exist.")
 
 
-async def _flush_unique_name(session: AsyncSession, name: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise _name_taken(name) from exc
+async def _ensure_name_free(session: AsyncSession, name: str) -> None:
+    if await accounts_repository.get_by_name(session, name) is not None:
+        raise _name_taken(name)
 
 
-async def _commit_unique_name(session: AsyncSession, name: str) -> None:
-    # The unique constraint decides races between two requests: the loser gets a 422.
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise _name_taken(name) from exc
+def _unique_name(session: AsyncSession, name: str) -> AbstractAsyncContextManager[None]:
+    # The check above answers the common case; the unique constraint decides races between two
+    # requests: the loser gets the same 422.
+    return unique_or(session, _name_taken(name))
 
 
 async def create_account_role(
@@ -278,14 +239,13 @@ async def create_account_role(
     if not name:
         raise InvalidInput("json", "name", "A role name cannot be empty.")
     if await accounts_repository.get_roles_by_names(session, [name]):
-        raise InvalidInput("json", "name", f"An account role named {name!r} already exists.")
+        raise _role_taken(name)
     role = AccountRole(name=name, description=description)
     accounts_repository.add(session, role)
-    try:
+    async with unique_or(session, _role_taken(name)):
         await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise InvalidInput(
-            "json", "name", f"An account role named {name!r} already exists."
-        ) from exc
     return role
+
+
+def _role_taken(name: str) -> InvalidInput:
+    return InvalidInput("json", "name", f"An account role named {name!r} already exists.")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -41,16 +42,32 @@ async def get_principal(
     claims = tokens.read_token(
         _bare_token(authorization), key=request.app.state.settings.signing_key
     )
-    user = await users_repository.get_principal_row(session, claims.user_id)
-    if user is None or not user.active or user.token_version != claims.token_version:
+    who = await users_repository.get_principal(session, claims.user_id)
+    if who is None or not who.active or who.token_version != claims.token_version:
         raise Unauthorized("The token is not valid.")
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        account_id=user.account_id,
-        roles=user.roles,
-        account_roles=user.account_roles,
-    )
+    return who
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Authorized(Generic[R]):
+    """What a resource action's guard dependency hands its endpoint: the caller and the
+    resource, once the policy has said the caller may do this to it."""
+
+    who: Principal
+    resource: R
+
+
+async def fields_sent(request: Request) -> frozenset[str]:
+    """The top-level keys of a JSON object body, for guards that run before it is validated
+    (which fields a caller may send is a permission, SPEC §4); nothing for any other body,
+    which validation then answers (400 or 422)."""
+    try:
+        body = await request.json()  # read once; FastAPI reuses it
+    except ValueError:
+        return frozenset()
+    return frozenset(body) if isinstance(body, dict) else frozenset()

@@ -15,3 +15,11 @@ class Principal:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrincipal(Principal):
+    """A principal as read from the database, with what decides whether its token still holds."""
+
+    active: bool
+    token_version: int

@@ -4,40 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.accounts.models import Account, AccountRole, account_account_role
 from app.accounts.scope import account_scope_clause
 from app.auth.policy import AccountScope
-from app.db import DriverQuery, storable_id
-from app.pagination import PageRequest, SortDir, count_where, paginate
+from app.auth.principal import StoredPrincipal
+from app.db import storable_id
+from app.pagination import Counted, PageRequest, SortDir, SortKey, find_counted, match_terms
+from app.rawrows import DriverQuery
 from app.users.models import User, UserRole, user_user_role
-
-
-@dataclass(frozen=True, slots=True)
-class PrincipalRow:
-    id: int
-    username: str
-    account_id: int
-    active: bool
-    token_version: int
-    roles: frozenset[str]
-    account_roles: frozenset[str]
-
 
 _PRINCIPAL = DriverQuery(
     select(
-        User.id,
-        User.username,
-        User.account_id,
-        User.active,
-        User.token_version,
-        UserRole.name,
-        AccountRole.name,
+        User.id.label("user_id"),
+        User.username.label("username"),
+        User.account_id.label("account_id"),
+        User.active.label("active"),
+        User.token_version.label("token_version"),
+        UserRole.name.label("role"),
+        AccountRole.name.label("account_role"),
     )
     .outerjoin(user_user_role, user_user_role.c.user_id == User.id)
     .outerjoin(UserRole, UserRole.id == user_user_role.c.user_role_id)
@@ -45,25 +34,25 @@ _PRINCIPAL = DriverQuery(
     .outerjoin(AccountRole, AccountRole.id == account_account_role.c.account_role_id)
     .where(User.id == bindparam("user_id"))
 )
+_PRINCIPAL_FIELDS = _PRINCIPAL.require(
+    ("user_id", "username", "account_id", "active", "token_version")
+)
 
 
-async def get_principal_row(session: AsyncSession, user_id: int) -> PrincipalRow | None:
+async def get_principal(session: AsyncSession, user_id: int) -> StoredPrincipal | None:
     """The user behind a token with its role names and its account's role names: one query,
-    run on the driver (every authenticated request issues it, see `DriverQuery`)."""
+    run on the driver (every authenticated request issues it, see `app.rawrows`)."""
     if not storable_id(user_id):
         return None
     rows = await _PRINCIPAL.rows(session, user_id=user_id)
     if not rows:
         return None
-    first = rows[0]
-    return PrincipalRow(
-        id=first[0],
-        username=first[1],
-        account_id=first[2],
-        active=first[3],
-        token_version=first[4],
-        roles=frozenset(row[5] for row in rows if row[5] is not None),
-        account_roles=frozenset(row[6] for row in rows if row[6] is not None),
+    return StoredPrincipal(
+        **{name: rows[0][name] for name in _PRINCIPAL_FIELDS},
+        roles=frozenset(row["role"] for row in rows if row["role"] is not None),
+        account_roles=frozenset(
+            row["account_role"] for row in rows if row["account_role"] is not None
+        ),
     )
 
 
@@ -109,54 +98,34 @@ class UserListFilters:
     sort_dir: SortDir
 
 
-def _where(filters: UserListFilters) -> list[ColumnElement[bool]]:
-    clauses = [account_scope_clause(filters.scope)]
-    if filters.account_id is not None:
-        clauses.append(User.account_id == filters.account_id)
-    if not filters.include_inactive:
-        clauses.append(User.active.is_(True))
-    return clauses
+def _sort_key(filters: UserListFilters) -> SortKey | None:
+    descending = filters.sort_dir == "desc"
+    if filters.sort_by == "username":
+        return SortKey(func.lower(User.username), descending)
+    if filters.sort_by == "email":
+        return SortKey(User.email, descending)  # stored lower-cased
+    return SortKey(User.id, descending) if descending else None
 
 
-def _term_clauses(terms: Sequence[str]) -> list[ColumnElement[bool]]:
-    return [
-        or_(
-            User.username.icontains(term, autoescape=True),
-            User.email.icontains(term, autoescape=True),
-        )
-        for term in terms
-    ]
-
-
-def _ordered(statement: Select[tuple[User]], filters: UserListFilters) -> Select[tuple[User]]:
-    key: Any = {
-        "username": func.lower(User.username),
-        "email": func.lower(User.email),
-    }.get(filters.sort_by or "id", User.id)
-    key = key.desc() if filters.sort_dir == "desc" else key.asc()
-    return statement.order_by(key, User.id.asc())
-
-
-async def find_users(
+async def find_page(
     session: AsyncSession, filters: UserListFilters, page: PageRequest
-) -> tuple[list[User], int, int]:
-    """One page (or all) of users, with the count before and after the text filter."""
-    base = _where(filters)
-    terms = _term_clauses(filters.terms)
-    statement = (
-        select(User)
-        .join(Account, Account.id == User.account_id)
-        .where(*base, *terms)
-        .options(selectinload(User.roles))
+) -> Counted[User]:
+    """The users in scope that pass the filters, in order, with their roles; one page of them
+    (and the counts) if asked. Each filter term may occur in the email, the username or the
+    account's name (SPEC §9)."""
+    scope = [account_scope_clause(filters.scope)]
+    if filters.account_id is not None:
+        scope.append(User.account_id == filters.account_id)
+    if not filters.include_inactive:
+        scope.append(User.active.is_(True))
+    key = _sort_key(filters)
+    return await find_counted(
+        session,
+        select(User).join(Account, Account.id == User.account_id),
+        id_column=User.id,
+        scope=scope,
+        filters=match_terms(filters.terms, User.email, User.username, Account.name),
+        order=[key] if key else [],
+        page=page,
+        options=[selectinload(User.roles)],
     )
-    users = list((await session.execute(paginate(_ordered(statement, filters), page))).scalars())
-    if page.page is None:
-        return users, len(users), len(users)
-    count_statement = (
-        select(func.count(), count_where(and_(*terms)) if terms else func.count())
-        .select_from(User)
-        .join(Account, Account.id == User.account_id)
-        .where(*base)
-    )
-    total, filtered = (await session.execute(count_statement)).one()
-    return users, int(total), int(filtered)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from app import errors
 from app.auth.dependencies import CurrentPrincipal
 from app.db import SessionDep
-from app.pagination import PageRequestDep, SortDir
+from app.pagination import PageRequestDep, SortDir, answer
 from app.users import service as users_service
 from app.users.schemas import UserOut, UserPage
 
@@ -42,7 +42,7 @@ async def list_users(
 
     Without `page` a bare list, as FlexMeasures; with `page` the paginated envelope.
     """
-    users, total, filtered = await users_service.list_users(
+    users = await users_service.list_users(
         session,
         who,
         account_id=account_id,
@@ -52,10 +52,7 @@ async def list_users(
         sort_dir=sort_dir,
         page=page,
     )
-    data = [UserOut.of(user) for user in users]
-    if page.page is None:
-        return data
-    return UserPage(data=data, num_records=total, filtered_records=filtered)
+    return answer(users, page, UserOut.of, UserPage)
 
 
 @router.get(

@@ -10,7 +10,7 @@ from app.accounts import repository as accounts_repository
 from app.auth import passwords, policy
 from app.auth.principal import Principal
 from app.errors import InvalidInput
-from app.pagination import PageRequest, SortDir, split_filter
+from app.pagination import Counted, PageRequest, SortDir, split_filter
 from app.users import repository as users_repository
 from app.users.errors import UserNotFound
 from app.users.models import User, UserRole
@@ -36,10 +36,10 @@ async def list_users(
     sort_by: str | None,
     sort_dir: SortDir,
     page: PageRequest,
-) -> tuple[list[User], int, int]:
+) -> Counted[User]:
     if account_id is not None:
         account = await accounts_repository.get_by_id(session, account_id)
-        policy.ensure_can_read_account(who, account)
+        policy.authorize_account_read(who, account)
     filters = UserListFilters(
         scope=policy.visible_accounts(who),
         account_id=account_id,
@@ -48,7 +48,7 @@ async def list_users(
         sort_by=sort_by,
         sort_dir=sort_dir,
     )
-    return await users_repository.find_users(session, filters, page)
+    return await users_repository.find_page(session, filters, page)
 
 
 class UserInputError(InvalidInput):

@@ -107,14 +107,14 @@ def test_can_read_audit_log(person: str, account: Acct, allowed: bool) -> None:
 
 
 @pytest.mark.parametrize(("person", "account", "allowed"), table(READ))
-def test_ensure_can_read_account_raises_forbidden_exactly_when_not_allowed(
+def test_authorize_account_read_raises_forbidden_exactly_when_not_allowed(
     person: str, account: Acct, allowed: bool
 ) -> None:
     if allowed:
-        policy.ensure_can_read_account(PEOPLE[person], account)
+        policy.authorize_account_read(PEOPLE[person], account)
     else:
         with pytest.raises(Forbidden):
-            policy.ensure_can_read_account(PEOPLE[person], account)
+            policy.authorize_account_read(PEOPLE[person], account)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,100 @@
+"""Hot reads straight on the driver: a Core statement compiled once, its rows read by column name.
+
+For the statements every authenticated request issues (the caller's principal, one account by
+id). SQLAlchemy's execution path costs about 110 µs of CPU per statement above asyncpg's own and
+the ORM session more (docs/BENCHMARKS.md). Here the statement is compiled once per dialect; on
+PostgreSQL its SQL goes to the session's own asyncpg connection (`driver_connection`), inside
+whatever transaction the session has, and rows come back as asyncpg decodes them: no SQLAlchemy
+result processing. So these statements select only columns whose driver values are already what
+the ORM would give (integers, text, booleans, and JSON, which asyncpg decodes with the codec
+SQLAlchemy's dialect registers on every connection); timestamps are UTC-aware on asyncpg.
+With any other driver (SQLite's aiosqlite) the statement runs through SQLAlchemy as usual.
+
+Every selected column carries an explicit label, checked once when the query is built, and rows
+are read by that name (`row["account_id"]`), so adding a column touches the statement and the
+one place that reads it. The engine's statement hooks see these statements as they see
+SQLAlchemy's own: `before_cursor_execute` and `after_cursor_execute` are dispatched (cursor and
+context are None), and the SQL is logged on `sqlalchemy.engine.Engine` when that logger is on
+(`echo`). Errors are raised as the engine raises its own (`app.faults`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Label
+
+from app import faults
+
+_engine_log = logging.getLogger("sqlalchemy.engine.Engine")
+
+
+class NamedRow(Protocol):
+    """A row read by column label: asyncpg's Record and SQLAlchemy's RowMapping both are."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class DriverQuery:
+    """A read statement, written with SQLAlchemy Core, that PostgreSQL runs straight on asyncpg."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        columns = list(statement.selected_columns)
+        unlabelled = [str(column) for column in columns if not isinstance(column, Label)]
+        if unlabelled:
+            raise ValueError(f"every column of a DriverQuery needs a label: {unlabelled}")
+        names = [str(column.key) for column in columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the labels of a DriverQuery must differ: {names}")
+        self.statement = statement
+        self.names: frozenset[str] = frozenset(names)
+        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def require(self, names: Iterable[str]) -> tuple[str, ...]:
+        """`names`, checked (once, where the query is defined) to be labels of this query."""
+        wanted = tuple(names)
+        missing = sorted(set(wanted) - self.names)
+        if missing:
+            raise ValueError(f"a DriverQuery has no column labelled {missing}")
+        return wanted
+
+    def sql_for(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+        """The SQL for this dialect and the names of its positional parameters, in order."""
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            statement = self.statement.compile(dialect=dialect)
+            compiled = (str(statement), tuple(statement.positiontup or ()))
+            self._compiled[dialect.name] = compiled
+        return compiled
+
+    async def rows(self, session: AsyncSession, **parameters: Any) -> Sequence[NamedRow]:
+        connection = await session.connection()
+        if connection.dialect.driver != "asyncpg":
+            return (await connection.execute(self.statement, parameters)).mappings().all()
+        sql, names = self.sql_for(connection.dialect)
+        values = tuple(parameters[name] for name in names)
+        sync_connection = connection.sync_connection
+        assert sync_connection is not None  # a session's connection is always started
+        dispatch = sync_connection.dispatch
+        dispatch.before_cursor_execute(sync_connection, None, sql, values, None, False)
+        if _engine_log.isEnabledFor(logging.INFO):
+            _engine_log.info("%s [driver] %r", sql, values)
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # a checked-out connection
+        try:
+            rows: Sequence[NamedRow] = await driver.fetch(sql, *values)
+        except Exception as exc:
+            # As the engine does for its own statements: a connection that failed (rather than
+            # the statement) is invalidated so that the pool replaces it (app.faults).
+            if faults.connection_lost(exc, driver):
+                await connection.invalidate()
+                raise faults.lost_connection_error(sql, values, exc) from exc
+            raise DBAPIError.instance(sql, values, exc, Exception) from exc
+        dispatch.after_cursor_execute(sync_connection, None, sql, values, None, False)
+        return rows
