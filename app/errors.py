@@ -143,8 +143,13 @@ def _validation_messages(exc: RequestValidationError) -> JSONResponse:
             return envelope(400, InvalidRequest.status, InvalidRequest.message)
         source = loc[0] if loc else "json"
         location = {"body": "json", "query": "query", "path": "path"}.get(str(source), str(source))
-        field = ".".join(str(part) for part in loc[1:]) or str(source)
-        fields.setdefault(location, {}).setdefault(field, []).append(_reason(error))
+        # The field as the client named it: a bad item of a list (`account_roles.0`) is
+        # reported under the list itself (SPEC §7).
+        field = str(loc[1]) if len(loc) > 1 else str(source)
+        reason = _reason(error)
+        if len(loc) > 2 and isinstance(loc[2], int):
+            reason = f"Item {loc[2]}: {reason}"
+        fields.setdefault(location, {}).setdefault(field, []).append(reason)
     return envelope(422, InvalidInput.status, fields)
 
 

@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.read_sessionmaker = make_read_sessionmaker(engine)
     metrics = Metrics(engine)
+    app.state.metrics = metrics
     app.state.limiter = ResilientLimiter(
         settings.rate_limit_storage_url, on_fallback=metrics.rate_limit_fallbacks.inc
     )

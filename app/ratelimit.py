@@ -15,8 +15,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from coredis.exceptions import ConnectionError
+from coredis.retry import ConstantRetryPolicy
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter
@@ -38,6 +40,20 @@ def async_storage_url(url: str) -> str:
     return url if url.startswith("async+") else f"async+{url}"
 
 
+def _shared_storage(url: str, timeout: float) -> Storage:
+    options: dict[str, Any] = {}
+    if "redis" in url.split("://", 1)[0]:
+        # A dropped connection (Redis restarted) is retried at once; a Redis that stays away
+        # is covered by the fallback, each call bounded by the timeout.
+        options = {
+            "retry_policy": ConstantRetryPolicy((ConnectionError,), 2, 0.01),
+            "connect_timeout": timeout,
+            "stream_timeout": timeout,
+        }
+    storage: Storage = storage_from_string(async_storage_url(url), **options)  # type: ignore[assignment]
+    return storage
+
+
 class ResilientLimiter:
     """A `limits` strategy on a shared storage, with this process's memory as the fallback."""
 
@@ -51,27 +67,37 @@ class ResilientLimiter:
     ) -> None:
         memory = MemoryStorage()
         self.memory = strategy(memory)
-        storage: Storage = storage_from_string(async_storage_url(storage_url))  # type: ignore[assignment]
         self.shared: RateLimiter | None = (
-            None if isinstance(storage, MemoryStorage) else strategy(storage)
+            None
+            if storage_url.startswith("memory")
+            else strategy(_shared_storage(storage_url, timeout))
         )
         self.timeout = timeout
         self.on_fallback = on_fallback
-        self._storage_down_until = 0.0
+        self._storage_down = False
+        self._retry_at = 0.0
         self._warned_at = -WARN_EVERY
 
     @property
     def counting_in_memory(self) -> bool:
-        return self.shared is None or time.monotonic() < self._storage_down_until
+        """Whether counts go to this process's memory now (no shared storage, or it is down)."""
+        return self.shared is None or self._storage_down
 
     async def run(self, call: Callable[[RateLimiter], Awaitable[T]]) -> T:
         """`call` on the shared storage's limiter, or on the memory one while that is down."""
-        if self.shared is not None and not self.counting_in_memory:
+        if self.shared is not None and (
+            not self._storage_down or time.monotonic() >= self._retry_at
+        ):
             try:
                 async with asyncio.timeout(self.timeout):
-                    return await call(self.shared)
+                    result = await call(self.shared)
             except Exception as exc:  # any failure of the storage: count in memory instead
                 self._storage_failed(exc)
+            else:
+                if self._storage_down:
+                    logger.warning("rate-limit storage reachable again: counting there")
+                self._storage_down = False
+                return result
         return await call(self.memory)
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
@@ -86,7 +112,8 @@ class ResilientLimiter:
 
     def _storage_failed(self, exc: BaseException) -> None:
         now = time.monotonic()
-        self._storage_down_until = now + RETRY_STORAGE_AFTER
+        self._storage_down = True
+        self._retry_at = now + RETRY_STORAGE_AFTER
         if self.on_fallback is not None:
             self.on_fallback()
         if now - self._warned_at >= WARN_EVERY:

@@ -162,3 +162,23 @@ async def test_the_500_does_not_break_the_next_request(exploding_app: FastAPI) -
     async with AsyncClient(transport=transport, base_url="http://test") as http:
         assert (await http.get("/api/explode")).status_code == 500
         assert (await http.get("/api/")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "roles", [["x"], [1, "x"], [None], [[1]], [1.5]], ids=["str", "second", "null", "list", "float"]
+)
+async def test_a_bad_item_of_a_list_field_is_keyed_by_the_field(
+    client: AsyncClient, headers_for: Headers, world: World, roles: list[Any]
+) -> None:
+    account_id = world.account("Test Prosumer Account")
+    response = await client.patch(
+        f"/api/v3_0/accounts/{account_id}",
+        json={"account_roles": roles},
+        headers=headers_for("admin"),
+    )
+    body = assert_envelope(response, 422, "UNPROCESSABLE_ENTITY")
+    assert list(body["message"]) == ["json"]
+    assert list(body["message"]["json"]) == ["account_roles"]
+    reasons = body["message"]["json"]["account_roles"]
+    assert reasons
+    assert all(reason.startswith("Item ") for reason in reasons), reasons

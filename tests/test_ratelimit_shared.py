@@ -4,10 +4,6 @@ test starts a Redis server of its own and two apps (two "workers") that point at
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -15,10 +11,12 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import ratelimit
 from app.db import get_session
 from app.main import create_app
 from app.settings import Settings
 from tests.live import free_port
+from tests.redisserver import redis_server
 from tests.world import PASSWORD, World
 
 LOGIN = "/api/requestAuthToken"
@@ -26,31 +24,8 @@ LOGIN = "/api/requestAuthToken"
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is missing: `apt-get install redis-server` (make system-deps)")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="accounts-redis-")
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):  # at most ~10 s
-            probe = subprocess.run(
-                ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
-            )
-            if probe.stdout.strip() == "PONG":
-                break
-            if process.poll() is not None:
-                pytest.fail("redis-server exited during start-up")
-            time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with redis_server() as server:
+        yield server.url
 
 
 def worker(settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: str) -> FastAPI:
@@ -91,3 +66,69 @@ async def test_failures_on_one_worker_count_on_another(
         )
     assert [r.status_code for r in results] == [429, 429]
     assert all(int(r.headers["Retry-After"]) > 0 for r in results)
+
+
+def metric(app: FastAPI, name: str) -> float:
+    value = app.state.metrics.registry.get_sample_value(name)
+    return float(value or 0.0)
+
+
+async def test_a_redis_outage_during_log_in_is_not_a_database_problem(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing listens where the limiter's Redis should be: log-in is still answered (401 for a
+    wrong password, 200 for the right one, 429 at the limit, counted in memory), never a 5xx or
+    the database's 503; the fallback is logged once and counted."""
+    app = worker(settings, sessions, f"redis://127.0.0.1:{free_port()}/0")
+    email = world.user("dummy").email
+    async with http(app) as client:
+        wrong = [
+            await client.post(LOGIN, json={"email": email, "password": "wrong"}) for _ in range(3)
+        ]
+        assert [r.status_code for r in wrong] == [401, 401, 401]
+        over = await client.post(LOGIN, json={"email": email, "password": PASSWORD})
+        assert over.status_code == 429
+    warnings = [r for r in caplog.records if "rate-limit storage unreachable" in r.getMessage()]
+    assert len(warnings) == 1  # at most once a minute per process
+    # A right password logs in while Redis is down (a fresh process, nothing counted yet).
+    fresh = worker(settings, sessions, f"redis://127.0.0.1:{free_port()}/0")
+    async with http(fresh) as client:
+        response = await client.post(LOGIN, json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    for response in (*wrong, over):
+        assert "database" not in response.text
+    assert metric(app, "rate_limit_storage_fallbacks_total") >= 1
+
+
+async def test_counting_returns_to_redis_when_it_is_back(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ratelimit, "RETRY_STORAGE_AFTER", 0.0)
+    email = world.user("dummy").email
+    wrong = {"email": email, "password": "wrong password"}
+    with redis_server() as server:
+        first, second = (worker(settings, sessions, server.url) for _ in range(2))
+        async with http(first) as one, http(second) as two:
+            assert (await one.post(LOGIN, json=wrong)).status_code == 401
+            server.stop()
+            # Down: still answered, counted in this process only.
+            assert (await one.post(LOGIN, json=wrong)).status_code == 401
+            assert first.state.limiter.counting_in_memory
+            server.start()
+            # Back (same port, empty: it keeps nothing on disk): both count in Redis again, so
+            # their failures add up there.
+            for client in (two, one, two):
+                assert (await client.post(LOGIN, json=wrong)).status_code == 401
+            assert not first.state.limiter.counting_in_memory
+            results = [
+                await client.post(LOGIN, json={"email": email, "password": PASSWORD})
+                for client in (one, two)
+            ]
+    # Redis holds the 3 failures since it came back: the limit is reached for both workers.
+    assert [r.status_code for r in results] == [429, 429]

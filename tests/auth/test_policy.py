@@ -9,7 +9,7 @@ import pytest
 from app.auth import policy
 from app.auth.policy import AccountScope
 from app.auth.principal import Principal
-from app.errors import Forbidden
+from app.errors import Forbidden, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -208,3 +208,94 @@ def test_which_consultancy_a_non_admin_may_name(
     person: str, consultancy_account_id: int | None, allowed: bool
 ) -> None:
     assert policy.can_assign_consultancy(PEOPLE[person], consultancy_account_id) is allowed
+
+
+# --- one guard per account action: the order of SPEC §4, straight from its table ---------------
+
+#: (person, account, fields sent) -> None (allowed) or the error: the account first, then
+#: `account_roles` (admins only), then `consultancy_account_id` (a non-admin: a consultant or
+#: account-admin of a Consultancy account).
+PATCH_CASES = [
+    ("admin", OTHER, {"name", "account_roles", "consultancy_account_id"}, None),
+    ("consultant", CLIENT, {"name"}, None),
+    ("consultant", CLIENT, {"consultancy_account_id"}, None),
+    ("consultant", CLIENT, {"account_roles"}, Forbidden),
+    ("consultant", OTHER, {"name"}, Forbidden),
+    # Not allowed to update the account at all: 403 whatever else is sent.
+    ("consultant", OTHER, {"account_roles", "consultancy_account_id"}, Forbidden),
+    ("consultancy_account_admin", CONSULTANCY, {"consultancy_account_id"}, None),
+    ("consultancy_member", CONSULTANCY, {"name", "primary_color"}, None),
+    ("consultancy_member", CONSULTANCY, {"consultancy_account_id"}, Forbidden),
+    ("client_account_admin", CLIENT, {"consultancy_account_id"}, Forbidden),  # no Consultancy
+    ("client_member", CLIENT, {"attributes", "logo_url"}, None),
+    ("client_member", CLIENT, {"account_roles"}, Forbidden),
+    ("other_consultant", OTHERS_CLIENT, {"name"}, None),
+    ("other_consultant", OTHERS_CLIENT, {"consultancy_account_id"}, Forbidden),
+    ("admin_reader", CLIENT, set(), Forbidden),  # reads everything, updates its own only
+]
+
+
+@pytest.mark.parametrize(("person", "account", "fields", "error"), PATCH_CASES)
+def test_authorize_account_patch_follows_spec_order(
+    person: str, account: Acct, fields: set[str], error: type[Exception] | None
+) -> None:
+    if error is None:
+        policy.authorize_account_patch(PEOPLE[person], account, fields)
+    else:
+        with pytest.raises(error):
+            policy.authorize_account_patch(PEOPLE[person], account, fields)
+
+
+#: (person, account being changed (None: created), consultancy id, exists) -> outcome:
+#: may they set one at all (403); does it name an account (422); a non-admin only their own
+#: account or none (403); never the account itself (422).
+CONSULTANCY_CASES = [
+    ("consultancy_member", CLIENT.id, 999, False, Forbidden),  # permission before existence
+    ("consultant", CLIENT.id, 999, False, InvalidInput),
+    ("consultant", CLIENT.id, OTHER.id, True, Forbidden),
+    ("consultant", CLIENT.id, CONSULTANCY.id, True, None),
+    ("consultant", CLIENT.id, None, False, None),
+    ("consultant", None, CONSULTANCY.id, True, None),
+    ("consultant", CONSULTANCY.id, CONSULTANCY.id, True, InvalidInput),  # its own consultancy
+    ("consultancy_account_admin", CLIENT.id, CONSULTANCY.id, True, None),
+    ("admin", CLIENT.id, 999, False, InvalidInput),
+    ("admin", CLIENT.id, OTHER.id, True, None),
+    ("admin", None, OTHER.id, True, None),
+    ("admin", OTHER.id, OTHER.id, True, InvalidInput),
+    ("admin", OTHER.id, None, False, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("person", "account_id", "consultancy", "exists", "error"), CONSULTANCY_CASES
+)
+def test_authorize_consultancy_follows_spec_order(
+    person: str,
+    account_id: int | None,
+    consultancy: int | None,
+    exists: bool,
+    error: type[Exception] | None,
+) -> None:
+    call = (PEOPLE[person], account_id, consultancy)
+    if error is None:
+        policy.authorize_consultancy(*call, exists=exists)
+    else:
+        with pytest.raises(error):
+            policy.authorize_consultancy(*call, exists=exists)
+
+
+@pytest.mark.parametrize(
+    ("person", "allowed"),
+    [
+        ("admin", True),
+        ("consultant", True),
+        ("consultancy_member", False),
+        ("other_consultant", False),
+    ],
+)
+def test_authorize_account_create(person: str, allowed: bool) -> None:
+    if allowed:
+        policy.authorize_account_create(PEOPLE[person])
+    else:
+        with pytest.raises(Forbidden):
+            policy.authorize_account_create(PEOPLE[person])
