@@ -108,7 +108,7 @@ def add_user(args: argparse.Namespace) -> str:
     password = _password(args.password)
 
     async def work(session: AsyncSession) -> str:
-        user = await users_service.create_user(
+        user = await users_service.create_user_from_cli(
             session,
             username=args.username,
             email=args.email,

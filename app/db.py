@@ -194,6 +194,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+async def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    """Where work that outlives the request's own session (a mail sent after the answer) gets
+    a session of its own."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessions
+
+
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+
+
 @asynccontextmanager
 async def unique_or(session: AsyncSession, error: Exception) -> AsyncIterator[None]:
     """A write whose unique constraint may decide a race between two requests: the loser's

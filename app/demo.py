@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repository
-from app.accounts.models import Account, AccountRole
-from app.audit import events as audit_events
-from app.audit import repository as audit_repository
+from app.accounts import service as accounts_service
 from app.users import repository as users_repository
-from app.users.models import RoleName, User, UserRole
+from app.users import service as users_service
+from app.users.models import DEFAULT_TIMEZONE, RoleName
 
 DEMO_PASSWORD = "testtest"
 
@@ -36,6 +35,7 @@ class DemoUser:
     email: str
     account: str
     roles: tuple[str, ...] = ()
+    timezone: str = DEFAULT_TIMEZONE
 
 
 USERS: tuple[DemoUser, ...] = (
@@ -64,7 +64,11 @@ USERS: tuple[DemoUser, ...] = (
         (RoleName.ACCOUNT_ADMIN,),
     ),
     DemoUser(
-        "supplier", "Test Supplier User", "test_supplier_user_4@seita.nl", "Test Supplier Account"
+        "supplier",
+        "Test Supplier User",
+        "test_supplier_user_4@seita.nl",
+        "Test Supplier Account",
+        timezone="America/New_York",
     ),
     DemoUser(
         "admin",
@@ -86,6 +90,7 @@ USERS: tuple[DemoUser, ...] = (
         "test_consultant@seita.nl",
         "Test Consultancy Account",
         (RoleName.CONSULTANT,),
+        timezone="Europe/London",
     ),
     DemoUser(
         "consultancy_user",
@@ -103,60 +108,44 @@ USERS: tuple[DemoUser, ...] = (
 
 
 async def load_demo(session: AsyncSession, password_hash: str) -> bool:
-    """Create whatever of the demo world is missing, in one transaction; True if anything was."""
+    """Create whatever of the demo world is missing, through the services (so every account
+    and user gets its `Created` record, as the CLI's would); True if anything was."""
     created = False
-    roles: dict[str, AccountRole] = {
-        role.name: role
-        for role in await accounts_repository.get_roles_by_names(session, ACCOUNT_ROLES)
+    existing_roles = {
+        role.name for role in await accounts_repository.get_roles_by_names(session, ACCOUNT_ROLES)
     }
     for name in ACCOUNT_ROLES:
-        if name not in roles:
-            roles[name] = AccountRole(name=name)
-            accounts_repository.add(session, roles[name])
+        if name not in existing_roles:
+            await accounts_service.create_account_role(session, name)
             created = True
-    accounts: dict[str, Account] = {}
+    account_ids: dict[str, int] = {}
     for name, role_names, consultancy in ACCOUNTS:
-        existing = await accounts_repository.get_by_name(session, name)
-        if existing is not None:
-            accounts[name] = existing
-            continue
-        account = Account(
-            name=name,
-            attributes={},
-            version=1,
-            account_roles=[roles[role] for role in role_names],
-            consultancy_account_id=accounts[consultancy].id if consultancy else None,
-        )
-        accounts_repository.add(session, account)
-        await session.flush()
-        audit_repository.add(session, audit_events.account_created(None, account.id))
-        accounts[name] = account
+        account = await accounts_repository.get_by_name(session, name)
+        if account is None:
+            draft = accounts_service.NewAccount(
+                name=name,
+                role_names=role_names,
+                consultancy_account_id=account_ids[consultancy] if consultancy else None,
+            )
+            account = await accounts_service.insert_account(session, None, draft)
+            created = True
+        account_ids[name] = account.id
+    # Every user role exists, in RoleName's order, so that their ids are known from the start.
+    if await users_service.ensure_roles(session, list(RoleName)):
         created = True
-    user_roles: dict[str, UserRole] = {
-        role.name: role
-        for role in await users_repository.get_roles_by_name(session, list(RoleName))
-    }
-    for role_name in RoleName:
-        if role_name not in user_roles:
-            user_roles[role_name] = UserRole(name=role_name)
-            users_repository.add(session, user_roles[role_name])
-    for demo in USERS:
-        if await users_repository.email_taken(session, demo.email):
+    for user in USERS:
+        if await users_repository.email_taken(session, user.email):
             continue
-        users_repository.add(
+        await users_service.create_user_from_cli(
             session,
-            User(
-                username=demo.username,
-                email=demo.email,
-                account_id=accounts[demo.account].id,
-                password_hash=password_hash,
-                active=True,
-                token_version=1,
-                roles=[user_roles[role] for role in demo.roles],
-            ),
+            username=user.username,
+            email=user.email,
+            account_id=account_ids[user.account],
+            password_hash=password_hash,
+            role_names=[str(role) for role in user.roles],
+            timezone=user.timezone,
         )
         created = True
-    await session.commit()
     return created
 
 

@@ -21,6 +21,7 @@ from app.auth.router import router as auth_router
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.health.router import router as health_router
 from app.limits import BodySizeLimit
+from app.mail import mailer_from_settings
 from app.observability import Metrics, RequestObservability
 from app.ratelimit import ResilientLimiter
 from app.settings import Settings, get_settings
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = ResilientLimiter(
         settings.rate_limit_storage_url, on_fallback=metrics.rate_limit_fallbacks.inc
     )
+    app.state.mailer = mailer_from_settings(settings)
     app.state.login_limiter = LoginLimiter.from_settings(
         app.state.limiter, settings.login_failure_limit
     )

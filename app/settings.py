@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     # Where the log-in limiter counts: in memory (one process) or e.g. redis://host:6379/0.
     rate_limit_storage_url: str = "memory://"
     max_body_bytes: int = 65536
+    # Where mail goes: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://…;
+    # unset: the log (development, test) or nothing at all (production: 503), app/mail.py.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "accounts@localhost"
+    # Seconds a mail may take to be handed over (connect, TLS, the whole conversation).
+    smtp_timeout: float = 10.0
+    # The link in a set-password mail; `{token}` is replaced by the token.
+    password_reset_url: str = "http://127.0.0.1:8000/reset-password?token={token}"
+    # Seconds a set-password link works.
+    password_reset_max_age: int = 86400
 
     @model_validator(mode="after")
     def _secret_key_for_environment(self) -> Settings:
@@ -49,6 +59,13 @@ class Settings(BaseSettings):
                 "SECRET_KEY is not set: using a random key; tokens will not survive a restart"
             )
             self.secret_key = SecretStr(secrets.token_urlsafe(48))
+        return self
+
+    @model_validator(mode="after")
+    def _smtp_url_scheme(self) -> Settings:
+        url = self.smtp_url.get_secret_value() if self.smtp_url is not None else ""
+        if url and not url.startswith(("smtp://", "smtps://")):
+            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
         return self
 
     @property

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import tokens
 from app.db import get_session, make_engine
 from app.main import create_app
 from app.settings import Settings
+from app.users.models import User
 from tests.databases import Backend, create_database, drop_database, migrate, selected_backend
 from tests.world import World, seed
 
@@ -126,7 +128,13 @@ class QueryCounter:
 
 
 @pytest.fixture
-def count_queries(engine: AsyncEngine) -> Iterator[QueryCounter]:
+async def count_queries(
+    engine: AsyncEngine, connection: AsyncConnection
+) -> AsyncIterator[QueryCounter]:
+    """Counts the statements the test's requests send. Every world user counts as seen just
+    now, so that a read's statements are the read's (a user's first request in a minute also
+    records `last_seen_at`, tested on its own)."""
+    await connection.execute(update(User).values(last_seen_at=datetime.now(UTC)))
     counter = QueryCounter()
 
     def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

@@ -45,7 +45,8 @@ async def test_an_unknown_route_is_a_404_envelope(
         ("PUT", "/api/v3_0/accounts/1", {"GET", "PATCH"}),
         ("GET", "/api/requestAuthToken", {"POST"}),
         ("POST", "/api/", {"GET"}),
-        ("POST", "/api/v3_0/users", {"GET"}),
+        ("DELETE", "/api/v3_0/users", {"GET", "POST"}),
+        ("POST", "/api/v3_0/users/1/auditlog", {"GET"}),
     ],
 )
 async def test_a_wrong_method_is_a_405_envelope(

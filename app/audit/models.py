@@ -31,3 +31,9 @@ Index(
     AuditRecord.event_datetime,
     AuditRecord.id,
 )
+Index(
+    "ix_audit_log_affected_user_id_event_datetime",
+    AuditRecord.affected_user_id,
+    AuditRecord.event_datetime,
+    AuditRecord.id,
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -13,6 +13,7 @@ from app.auth.principal import Principal
 from app.db import SessionDep
 from app.errors import Unauthorized
 from app.users import repository as users_repository
+from app.users import service as users_service
 
 # Declares the header as the OpenAPI security scheme, so Swagger UI's "Authorize" works.
 authorization_header = APIKeyHeader(
@@ -45,6 +46,7 @@ async def get_principal(
     who = await users_repository.get_principal(session, claims.user_id)
     if who is None or not who.active or who.token_version != claims.token_version:
         raise Unauthorized("The token is not valid.")
+    await users_service.record_seen(session, who.user_id, who.last_seen_at)
     return who
 
 
@@ -62,12 +64,18 @@ class Authorized(Generic[R]):
     resource: R
 
 
-async def fields_sent(request: Request) -> frozenset[str]:
-    """The top-level keys of a JSON object body, for guards that run before it is validated
-    (which fields a caller may send is a permission, SPEC §4); nothing for any other body,
-    which validation then answers (400 or 422)."""
+async def body_json(request: Request) -> Any:
+    """The JSON body as sent, for guards that run before it is validated (permission checks
+    come before validation, SPEC §4); None for a body that is not JSON, which validation then
+    answers (400)."""
     try:
-        body = await request.json()  # read once; FastAPI reuses it
+        return await request.json()  # read once; FastAPI reuses it
     except ValueError:
-        return frozenset()
+        return None
+
+
+async def fields_sent(request: Request) -> frozenset[str]:
+    """The top-level keys of a JSON object body (which fields a caller may send is a
+    permission); nothing for any other body."""
+    body = await body_json(request)
     return frozenset(body) if isinstance(body, dict) else frozenset()

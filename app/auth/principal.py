@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,3 +24,4 @@ class StoredPrincipal(Principal):
 
     active: bool
     token_version: int
+    last_seen_at: datetime | None

@@ -9,6 +9,7 @@ from app.auth.ratelimit import LoginLimiter
 from app.errors import TooManyRequests, Unauthorized
 from app.settings import Settings
 from app.users import repository as users_repository
+from app.users import service as users_service
 
 # One sentence for every failure: FlexMeasures answers 404 for an unknown email, which tells an
 # attacker who has an account; 401 with the same words keeps emails private (SPEC §3).
@@ -36,7 +37,33 @@ async def request_token(
     if user is None or not verified or not user.active:
         await limiter.failed(email, client_address)
         raise Unauthorized(LOGIN_FAILED)
-    token = tokens.issue_token(
-        user.id, user.token_version, key=settings.signing_key, max_age=settings.token_max_age
+    await users_service.record_login(session, user.id)
+    return _token_for(settings, user.id, user.token_version), user.id
+
+
+def _token_for(settings: Settings, user_id: int, token_version: int) -> str:
+    return tokens.issue_token(
+        user_id, token_version, key=settings.signing_key, max_age=settings.token_max_age
     )
-    return token, user.id
+
+
+async def count_reset_request(limiter: LoginLimiter, email: str, client_address: str) -> None:
+    """A password-reset request counts as a failed log-in (SPEC §3): over the limit, 429."""
+    wait = await limiter.retry_after(email, client_address)
+    if wait is not None:
+        raise TooManyRequests(wait)
+    await limiter.failed(email, client_address)
+
+
+#: One sentence for every link that does not work: which of the reasons it was is nobody's
+#: business but the link's owner's, who can ask for a new one.
+LINK_FAILED = "This link to set a password does not work (any more): ask for a new one."
+
+
+async def reset_password(
+    session: AsyncSession, settings: Settings, *, token: str, password: str
+) -> tuple[str, int]:
+    user = await users_service.set_password_with_link(session, settings, token, password)
+    if user is None:
+        raise Unauthorized(LINK_FAILED)
+    return _token_for(settings, user.id, user.token_version), user.id

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Account
-from app.db import Base
+from app.db import Base, UTCDateTime
+
+#: FlexMeasures' default timezone for users.
+DEFAULT_TIMEZONE = "Europe/Amsterdam"
 
 
 class RoleName(StrEnum):
@@ -38,6 +42,7 @@ class User(Base):
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored lower-cased (users.repository.normalize_email): unique whatever its case.
     email: Mapped[str] = mapped_column(String(255), unique=True)
     username: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -45,6 +50,14 @@ class User(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     # Part of every token; bumped on deactivation and password change, which revokes old tokens.
     token_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    timezone: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_TIMEZONE, server_default=DEFAULT_TIMEZONE
+    )
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Recorded at most once a minute per user (users.service.record_seen): reads stay reads.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Bumped by every change that is audited: the ETag of GET /users/{id}.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     account: Mapped[Account] = relationship(lazy="raise")
     roles: Mapped[list[UserRole]] = relationship(

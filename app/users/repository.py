@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -16,6 +17,7 @@ from app.auth.principal import StoredPrincipal
 from app.db import storable_id
 from app.pagination import Counted, PageRequest, SortDir, SortKey, find_counted, match_terms
 from app.rawrows import DriverQuery
+from app.users.errors import UserNotFound
 from app.users.models import User, UserRole, user_user_role
 
 _PRINCIPAL = DriverQuery(
@@ -25,6 +27,7 @@ _PRINCIPAL = DriverQuery(
         User.account_id.label("account_id"),
         User.active.label("active"),
         User.token_version.label("token_version"),
+        User.last_seen_at.label("last_seen_at"),
         UserRole.name.label("role"),
         AccountRole.name.label("account_role"),
     )
@@ -35,7 +38,7 @@ _PRINCIPAL = DriverQuery(
     .where(User.id == bindparam("user_id"))
 )
 _PRINCIPAL_FIELDS = _PRINCIPAL.require(
-    ("user_id", "username", "account_id", "active", "token_version")
+    ("user_id", "username", "account_id", "active", "token_version", "last_seen_at")
 )
 
 
@@ -56,11 +59,22 @@ async def get_principal(session: AsyncSession, user_id: int) -> StoredPrincipal 
     )
 
 
-async def get_by_id(session: AsyncSession, user_id: int) -> User | None:
+async def get_by_id(session: AsyncSession, user_id: int, *, lock: bool = False) -> User:
+    """One user with their roles and their account; `lock`: the user's row locked until the
+    transaction ends (a change, so that two changes of one user queue)."""
     if not storable_id(user_id):
-        return None
-    statement = select(User).where(User.id == user_id).options(selectinload(User.roles))
-    return (await session.execute(statement)).scalar_one_or_none()
+        raise UserNotFound(user_id)
+    statement = (
+        select(User)
+        .where(User.id == user_id)
+        .options(selectinload(User.roles), selectinload(User.account))
+    )
+    if lock:
+        statement = statement.with_for_update(of=User)
+    user = (await session.execute(statement)).scalar_one_or_none()
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -84,8 +98,45 @@ async def get_roles_by_name(session: AsyncSession, names: Sequence[str]) -> list
     return list((await session.execute(statement)).scalars())
 
 
+async def get_roles_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[UserRole]:
+    ids = [role_id for role_id in ids if storable_id(role_id)]
+    if not ids:
+        return []
+    statement = select(UserRole).where(UserRole.id.in_(ids)).order_by(UserRole.id)
+    return list((await session.execute(statement)).scalars())
+
+
 def add(session: AsyncSession, row: User | UserRole) -> None:
     session.add(row)
+
+
+#: A user is recorded as seen at most once per this many seconds (SPEC §9).
+SEEN_EVERY = timedelta(minutes=1)
+
+
+async def record_seen(session: AsyncSession, user_id: int, now: datetime) -> None:
+    """`last_seen_at = now` unless it was recorded less than a minute ago: conditional, so that
+    several workers seeing the same user at once write it once."""
+    statement = (
+        update(User)
+        .where(
+            User.id == user_id,
+            or_(User.last_seen_at.is_(None), User.last_seen_at <= now - SEEN_EVERY),
+        )
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(statement)
+
+
+async def record_login(session: AsyncSession, user_id: int, now: datetime) -> None:
+    statement = (
+        update(User)
+        .where(User.id == user_id)
+        .values(last_login_at=now, last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(statement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +155,20 @@ def _sort_key(filters: UserListFilters) -> SortKey | None:
         return SortKey(func.lower(User.username), descending)
     if filters.sort_by == "email":
         return SortKey(User.email, descending)  # stored lower-cased
+    if filters.sort_by == "lastLogin":
+        # Never logged in: last in either direction (SPEC §9).
+        return SortKey(User.last_login_at, descending, nulls_last=True)
+    if filters.sort_by == "lastSeen":
+        return SortKey(User.last_seen_at, descending, nulls_last=True)
     return SortKey(User.id, descending) if descending else None
 
 
 async def find_page(
     session: AsyncSession, filters: UserListFilters, page: PageRequest
 ) -> Counted[User]:
-    """The users in scope that pass the filters, in order, with their roles; one page of them
-    (and the counts) if asked. Each filter term may occur in the email, the username or the
-    account's name (SPEC §9)."""
+    """The users in scope that pass the filters, in order, with their roles and account; one
+    page of them (and the counts) if asked. Each filter term may occur in the email, the
+    username or the account's name (SPEC §9)."""
     scope = [account_scope_clause(filters.scope)]
     if filters.account_id is not None:
         scope.append(User.account_id == filters.account_id)
@@ -127,5 +183,8 @@ async def find_page(
         filters=match_terms(filters.terms, User.email, User.username, Account.name),
         order=[key] if key else [],
         page=page,
-        options=[selectinload(User.roles)],
+        options=[
+            selectinload(User.roles),
+            selectinload(User.account).selectinload(Account.account_roles),
+        ],
     )

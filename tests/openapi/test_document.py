@@ -21,8 +21,20 @@ OPERATIONS = {
     ("get", "/api/v3_0/accounts/{id}/auditlog"): "get_account_audit_log",
     ("get", "/api/v3_0/users"): "list_users",
     ("get", "/api/v3_0/users/{id}"): "get_user",
+    ("post", "/api/v3_0/users"): "create_user",
+    ("patch", "/api/v3_0/users/{id}"): "update_user",
+    ("patch", "/api/v3_0/users/{id}/password-reset"): "reset_user_password",
+    ("get", "/api/v3_0/users/{id}/auditlog"): "get_user_audit_log",
+    ("post", "/api/requestPasswordReset"): "request_password_reset",
+    ("post", "/api/resetPassword"): "reset_password",
 }
-PUBLIC = {"get_api_info", "request_auth_token", "get_health_ready"}
+PUBLIC = {
+    "get_api_info",
+    "request_auth_token",
+    "get_health_ready",
+    "request_password_reset",
+    "reset_password",
+}
 
 
 def operations() -> dict[str, dict[str, object]]:

@@ -25,8 +25,13 @@ USER_KEYS = {
     "username",
     "account_id",
     "active",
+    "timezone",
     "flexmeasures_roles",
+    "last_login_at",
+    "last_seen_at",
 }
+#: List items also carry their account (as FlexMeasures' list does).
+LIST_ITEM_KEYS = USER_KEYS | {"account"}
 #: who may see which world users (by demo key)
 PROSUMERS = {"prosumer", "prosumer_admin", "prosumer_3"}
 DUMMIES = {"dummy", "dummy_admin", "admin", "admin_reader"}
@@ -56,7 +61,10 @@ async def test_a_user_has_the_documented_shape(
         "username": "Test Prosumer User 2",
         "account_id": world.account("Test Prosumer Account"),
         "active": True,
+        "timezone": "Europe/Amsterdam",
         "flexmeasures_roles": [role_ids["account-admin"]],
+        "last_login_at": None,
+        "last_seen_at": None,
     }
 
 
@@ -65,7 +73,13 @@ async def test_list_items_have_the_same_shape_with_role_ids(
 ) -> None:
     response = await client.get(URL, headers=headers_for("admin"))
     users = {user["id"]: user for user in response.json()}
-    assert all(set(user) == USER_KEYS for user in users.values())
+    assert all(set(user) == LIST_ITEM_KEYS for user in users.values())
+    client_user = users[world.user("client").id]
+    assert client_user["account"]["id"] == world.account("Test ConsultancyClient Account")
+    assert client_user["account"]["name"] == "Test ConsultancyClient Account"
+    assert client_user["account"]["account_roles"] == [
+        {"id": world.account_roles["ConsultancyClient"], "name": "ConsultancyClient"}
+    ]
     assert users[world.user("admin").id]["flexmeasures_roles"] == [role_ids["admin"]]
     assert users[world.user("consultant").id]["flexmeasures_roles"] == [role_ids["consultant"]]
     assert users[world.user("prosumer").id]["flexmeasures_roles"] == []
@@ -224,8 +238,8 @@ async def test_listing_users_costs_a_constant_number_of_queries(
     count_queries.reset()
     response = await client.get(URL, headers=headers_for("admin"))
     assert len(response.json()) == ALL_USERS
-    # principal, users, their roles
-    assert count_queries.count == 3, count_queries.statements
+    # principal, users, their roles, their accounts, the accounts' roles
+    assert count_queries.count == 5, count_queries.statements
 
 
 @pytest.mark.parametrize(
