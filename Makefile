@@ -28,8 +28,9 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 ## What the suite needs from Debian: PostgreSQL's server binaries (for a throwaway cluster),
-## Chromium (the Swagger UI browser test), wrk (the bench harness's smoke test) and Redis (the
-## shared log-in limiter test). Installed when missing and we may; else explained.
+## Chromium (the Swagger UI browser test), wrk (the bench harness's smoke test), Redis (the
+## shared log-in limiter test) and Node.js with npm (the TypeScript client test). Installed when
+## missing and we may; else explained.
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
@@ -37,6 +38,8 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	$(INSTALL_MISSING)
 
 ## Serve the demo on the embedded SQLite default, with Swagger UI at /api/v3_0/docs.
