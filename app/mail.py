@@ -126,9 +126,11 @@ class SmtpMailer:
             timeout=self.timeout,
         )
         async with client:
+            await client.ehlo()  # what the server offers (STARTTLS, AUTH)
             secure = target.tls_on_connect
             if not secure and client.supports_extension("starttls"):
                 await client.starttls(tls_context=self.tls_context)
+                await client.ehlo()  # what the server offers over TLS (AUTH, typically)
                 secure = True
             if target.username is not None:
                 if not secure:
