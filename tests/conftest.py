@@ -14,7 +14,7 @@ from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import tokens
-from app.db import get_session, make_engine
+from app.db import get_session, get_sessions, make_engine
 from app.main import create_app
 from app.settings import Settings
 from app.users.models import User
@@ -92,6 +92,7 @@ async def client(
             yield session
 
     app.dependency_overrides[get_session] = session_per_request
+    app.dependency_overrides[get_sessions] = lambda: sessions
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
         yield http
     app.dependency_overrides.clear()
