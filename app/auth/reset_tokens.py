@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ def issue(user_id: int, password_hash: str, *, key: str, max_age: int) -> str:
         "pwd": fingerprint(password_hash, key),
         "iat": now,
         "exp": now + max_age,
+        "jti": secrets.token_urlsafe(12),  # every link its own, even within one second
     }
     return str(jwt.encode(claims, _key(key), algorithm=ALGORITHM))
 
