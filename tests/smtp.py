@@ -163,14 +163,12 @@ async def smtp_server(
             hostname="127.0.0.1",
             port=port,
             ssl_context=server_tls if tls_on_connect else None,
-            server_kwargs={
-                "tls_context": server_tls if starttls else None,
-                "require_starttls": False,
-                "auth_callback": _auth_callback(server) if require_auth else None,
-                "auth_required": require_auth,
-                # aiosmtpd only knows of TLS it negotiated itself (STARTTLS), not of smtps's.
-                "auth_require_tls": not (auth_without_tls or tls_on_connect),
-            },
+            tls_context=server_tls if starttls else None,
+            require_starttls=False,
+            auth_callback=_auth_callback(server) if require_auth else None,
+            auth_required=require_auth,
+            # aiosmtpd only knows of TLS it negotiated itself (STARTTLS), not of smtps's.
+            auth_require_tls=not (auth_without_tls or tls_on_connect),
         )
         controller.start()
         try:
