@@ -476,6 +476,27 @@ async def test_password_change_deactivation_and_activation_through_http(
     assert status == 200
     assert await works(third)
 
+    # The same records as the API writes, with no acting user (SPEC §6).
+    admin_status, admin = await log_in(http, OPERATOR_EMAIL, OPERATOR_PASSWORD)
+    assert admin_status == 200
+    log = await http.get(
+        f"/api/v3_0/users/{added.new_id}/auditlog", headers={"Authorization": str(admin)}
+    )
+    assert log.status_code == 200, log.text
+    assert [(r["event"], r["active_user_id"]) for r in log.json()] == [
+        ("User Created", None),
+        ("Password Set", None),
+        ("User Deactivated", None),
+        ("User Activated", None),
+    ]
+
+
+async def test_a_password_equal_to_the_email_is_refused(url: str, operator: dict[str, int]) -> None:
+    run = await cli(
+        url, "user", "set-password", "--email", OPERATOR_EMAIL, "--password", OPERATOR_EMAIL.upper()
+    )
+    assert "email" in run.assert_failed_in_one_line()
+
 
 async def test_set_password_reads_a_piped_password_twice(
     url: str, http: AsyncClient, operator: dict[str, int]

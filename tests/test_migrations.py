@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 from alembic import command
+from sqlalchemy import text
 
+from app.db import make_engine
 from app.migrations import alembic_config
 from tests.databases import Backend, create_database, drop_database, migrate
 
@@ -29,5 +31,57 @@ async def test_migrations_go_down_and_up_again(backend: Backend) -> None:
         await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
         await migrate(url)
         await asyncio.to_thread(command.check, alembic_config(url))
+    finally:
+        await drop_database(backend, url)
+
+
+async def _users_before_0004(backend: Backend, emails: list[str]) -> str:
+    url = await create_database(backend)
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0003")
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO account (name, attributes, version) VALUES ('A', '{}', 1)")
+            )
+            for email in emails:
+                await conn.execute(
+                    text(
+                        'INSERT INTO "user" (email, username, password_hash, active, account_id, '
+                        "token_version) VALUES (:email, 'u', 'x', true, "
+                        "(SELECT id FROM account WHERE name = 'A'), 1)"
+                    ),
+                    {"email": email},
+                )
+    finally:
+        await engine.dispose()
+    return url
+
+
+async def test_the_users_migration_lower_cases_emails(backend: Backend) -> None:
+    url = await _users_before_0004(backend, ["Ann@ACME.org", "bob@acme.org"])
+    try:
+        await migrate(url)
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                emails = (
+                    await conn.execute(text('SELECT email FROM "user" ORDER BY email'))
+                ).scalars()
+                assert list(emails) == ["ann@acme.org", "bob@acme.org"]
+        finally:
+            await engine.dispose()
+    finally:
+        await drop_database(backend, url)
+
+
+async def test_the_users_migration_stops_on_emails_that_differ_only_by_case(
+    backend: Backend,
+) -> None:
+    url = await _users_before_0004(backend, ["Ann@ACME.org", "ann@acme.org", "bob@acme.org"])
+    try:
+        with pytest.raises(Exception, match=r"ann@acme\.org") as raised:
+            await migrate(url)
+        assert "bob@acme.org" not in str(raised.value)
     finally:
         await drop_database(backend, url)
