@@ -46,8 +46,9 @@ class AccountRole(Base):
 
 
 class AccountTotal(Base):
-    """One row: how many accounts there are, kept by database triggers (migration 0003), so
-    that an admin's paginated list reads one row instead of counting every account."""
+    """One row: how many accounts there are, kept by database triggers (`app.counters`,
+    ACCOUNT_TOTAL_V1, migration 0003), so that an admin's paginated list reads one row instead
+    of counting every account."""
 
     __tablename__ = "account_total"
     __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
@@ -69,7 +70,9 @@ class Account(Base):
     )
     # Bumped on every effective change; the ETag is derived from it (SPEC §5).
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # Maintained by database triggers on "user" (migration 0002); never written by the ORM.
+    # All its users, active or not, counted by database triggers on "user" (`app.counters`,
+    # USER_COUNT_V1, migration 0002), so that lists sort by it through an index; never
+    # written by the ORM.
     user_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
     account_roles: Mapped[list[AccountRole]] = relationship(
