@@ -10,16 +10,22 @@ Two counts are kept, whoever writes the rows (the service, the CLI, a bulk load,
   reads its accounts' counts from the rows themselves. Since migration 0002: `USER_COUNT_V1`.
 - `account_total`, the number of accounts. Triggers on `account`: an INSERT adds one, a DELETE
   takes one off. An admin sees every account, and their paginated list answers how many there
-  are: a row read instead of a count over every account (8 ms at 100,000 accounts; see
-  docs/BENCHMARKS.md). Since migration 0003: `ACCOUNT_TOTAL_V1`, one row.
+  are: a few rows summed instead of a count over every account (8 ms at 100,000 accounts; see
+  docs/BENCHMARKS.md). Migration 0003 kept it in one row (`ACCOUNT_TOTAL_V1`); every account
+  creation updated that row and held its lock until commit, through the WAL flush, so
+  concurrent creations queued for it (bench/counters.py, 16 connections: a third of the
+  creations per second of a schema without the count, 12 of 16 writers waiting on the lock).
+  Since migration 0004 (`ACCOUNT_TOTAL_V2`) an account counts in row `slot = id % 64`:
+  concurrent creations get consecutive ids, so up to 64 at a time update different rows. The
+  total is the sum of the rows (`app.accounts.repository.count_accounts`).
 
 Neither watches an UPDATE of `account.id` (nothing changes ids).
 
 A version here is what one migration created, and it never changes once released: the migration
 calls `create_counters(op, dialect, THE_VERSION)`, and a database migrated last year must get
-the same triggers from it next year. A change is a new version (`…_V2`) and a new migration that
-drops the old version's triggers (`drop_counters`) and creates the new ones. `CURRENT` names the
-versions the latest migration leaves in place.
+the same triggers from it next year. A change is a new version (`…_V3` after `…_V2`) and a new
+migration that drops the old version's triggers (`drop_counters`) and creates the new ones.
+`CURRENT` names the versions the latest migration leaves in place.
 """
 
 from __future__ import annotations
@@ -160,8 +166,56 @@ $$ LANGUAGE plpgsql
     fill="INSERT INTO account_total (id, total) SELECT 1, count(*) FROM account",
 )
 
+#: The rows ACCOUNT_TOTAL_V2 spreads the total over.
+ACCOUNT_TOTAL_SLOTS_V2 = 64
+
+ACCOUNT_TOTAL_V2 = Counter(
+    name="account_total",
+    create={
+        "postgresql": (
+            f"""
+CREATE OR REPLACE FUNCTION account_total_sync() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE account_total SET total = total + 1 WHERE slot = NEW.id % {ACCOUNT_TOTAL_SLOTS_V2};
+    ELSE
+        UPDATE account_total SET total = total - 1 WHERE slot = OLD.id % {ACCOUNT_TOTAL_SLOTS_V2};
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql
+""",
+            """CREATE TRIGGER account_total_on_insert AFTER INSERT ON account
+       FOR EACH ROW EXECUTE FUNCTION account_total_sync()""",
+            """CREATE TRIGGER account_total_on_delete AFTER DELETE ON account
+       FOR EACH ROW EXECUTE FUNCTION account_total_sync()""",
+        ),
+        "sqlite": (
+            f"""CREATE TRIGGER account_total_on_insert AFTER INSERT ON account BEGIN
+       UPDATE account_total SET total = total + 1
+       WHERE slot = NEW.id % {ACCOUNT_TOTAL_SLOTS_V2}; END""",
+            f"""CREATE TRIGGER account_total_on_delete AFTER DELETE ON account BEGIN
+       UPDATE account_total SET total = total - 1
+       WHERE slot = OLD.id % {ACCOUNT_TOTAL_SLOTS_V2}; END""",
+        ),
+    },
+    drop=ACCOUNT_TOTAL_V1.drop,
+    # Every slot gets its row, with the number of accounts whose id falls in it.
+    fill=f"""
+WITH RECURSIVE slots(slot) AS (
+    SELECT 0 UNION ALL SELECT slot + 1 FROM slots WHERE slot < {ACCOUNT_TOTAL_SLOTS_V2 - 1}
+)
+INSERT INTO account_total (slot, total)
+SELECT slots.slot, count(account.id) FROM slots
+LEFT JOIN account ON account.id % {ACCOUNT_TOTAL_SLOTS_V2} = slots.slot
+GROUP BY slots.slot
+""",
+)
+
 #: What the latest migration leaves in place.
-CURRENT: tuple[Counter, ...] = (USER_COUNT_V1, ACCOUNT_TOTAL_V1)
+CURRENT: tuple[Counter, ...] = (USER_COUNT_V1, ACCOUNT_TOTAL_V2)
+#: The rows `account_total` has now; the total is their sum.
+ACCOUNT_TOTAL_SLOTS = ACCOUNT_TOTAL_SLOTS_V2
 
 
 def create_counters(executor: Executor, dialect_name: str, *counters: Counter) -> None:
