@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import counters
 from app.db import Base
 
 #: The account role that lets an account's consultants act for client accounts (SPEC §4).
@@ -46,13 +47,17 @@ class AccountRole(Base):
 
 
 class AccountTotal(Base):
-    """One row: how many accounts there are, kept by database triggers (migration 0003), so
-    that an admin's paginated list reads one row instead of counting every account."""
+    """How many accounts there are: the sum of `total` over the rows, kept by database triggers
+    (`app.counters`, ACCOUNT_TOTAL_V2, migration 0004), so that an admin's paginated list reads
+    a few rows instead of counting every account. An account counts in the row `slot = id %
+    ACCOUNT_TOTAL_SLOTS`: concurrent creations update different rows instead of queueing for one."""
 
     __tablename__ = "account_total"
-    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+    __table_args__ = (
+        CheckConstraint(f"slot >= 0 AND slot < {counters.ACCOUNT_TOTAL_SLOTS}", name="slot"),
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     total: Mapped[int]
 
 
@@ -69,7 +74,9 @@ class Account(Base):
     )
     # Bumped on every effective change; the ETag is derived from it (SPEC §5).
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # Maintained by database triggers on "user" (migration 0002); never written by the ORM.
+    # All its users, active or not, counted by database triggers on "user" (`app.counters`,
+    # USER_COUNT_V1, migration 0002), so that lists sort by it through an index; never
+    # written by the ORM.
     user_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
     account_roles: Mapped[list[AccountRole]] = relationship(

@@ -168,9 +168,10 @@ async def find_page(
         filters=_filter_clauses(filters),
         order=[_sort_key(filters)],
         page=page,
-        # Every account: the count the database keeps (app/counters.py), not a count of all rows.
+        # Every account: the count the database keeps (the sum of a few rows, app/counters.py),
+        # not a count of all rows.
         total=(
-            select(AccountTotal.total).where(AccountTotal.id == 1).scalar_subquery()
+            select(func.sum(AccountTotal.total)).scalar_subquery()
             if filters.scope.everything
             else None
         ),
