@@ -299,3 +299,156 @@ def test_authorize_account_create(person: str, allowed: bool) -> None:
     else:
         with pytest.raises(Forbidden):
             policy.authorize_account_create(PEOPLE[person])
+
+
+# --- users: one guard per action -------------------------------------------------------------
+
+
+def target(user_id: int, account: Acct, *roles: str) -> policy.UserTarget:
+    return policy.UserTarget(id=user_id, roles=frozenset(roles), account=account)
+
+
+CLIENT_USER = target(500, CLIENT)
+CLIENT_ACCOUNT_ADMIN = target(501, CLIENT, "account-admin")
+OTHER_USER = target(502, OTHER)
+OTHER_ADMIN_READER = target(503, OTHER, "admin-reader")
+CONSULTANCY_USER = target(504, CONSULTANCY)
+
+
+def me(person: str) -> policy.UserTarget:
+    """The person themself as a target."""
+    who_ = PEOPLE[person]
+    account = next(account for account in ACCOUNTS if account.id == who_.account_id)
+    return policy.UserTarget(id=who_.user_id, roles=who_.roles, account=account)
+
+
+#: (person, target, fields) -> allowed, in SPEC §4's order: admin, self, account-admin of the
+#: user's account, consultant of its consultancy; administrators by admins only (but their own
+#: profile); nobody their own active or roles.
+USER_PATCH_CASES = [
+    ("admin", CLIENT_USER, {"active", "flexmeasures_roles"}, True),
+    ("admin", OTHER_ADMIN_READER, {"active"}, True),
+    ("client_member", CLIENT_USER, {"username"}, False),  # a plain member: no
+    ("client_account_admin", CLIENT_USER, {"username", "active"}, True),
+    ("client_account_admin", OTHER_USER, {"username"}, False),
+    ("consultant", CLIENT_USER, {"active", "timezone"}, True),  # consultant of the consultancy
+    ("consultant", OTHER_USER, {"timezone"}, False),
+    ("consultancy_account_admin", CONSULTANCY_USER, {"email"}, True),
+    ("consultancy_account_admin", CLIENT_USER, {"email"}, False),  # not a consultant
+    ("other_consultant", OTHER_ADMIN_READER, {"username"}, False),  # administrators: admins only
+    ("client_account_admin", CLIENT_ACCOUNT_ADMIN, {"email"}, True),
+]
+
+
+@pytest.mark.parametrize(("person", "user", "fields", "allowed"), USER_PATCH_CASES)
+def test_authorize_user_patch(
+    person: str, user: policy.UserTarget, fields: set[str], allowed: bool
+) -> None:
+    if allowed:
+        policy.authorize_user_patch(PEOPLE[person], user, fields)
+    else:
+        with pytest.raises(Forbidden):
+            policy.authorize_user_patch(PEOPLE[person], user, fields)
+
+
+@pytest.mark.parametrize(
+    ("person", "fields", "allowed"),
+    [
+        ("client_member", {"username", "email", "timezone"}, True),  # oneself
+        ("client_member", {"active"}, False),
+        ("admin", {"active"}, False),  # nobody, admins included
+        ("admin", {"flexmeasures_roles"}, False),
+        ("admin_reader", {"username", "timezone"}, True),  # an administrator: own profile
+        ("admin_reader", {"username", "active"}, False),
+    ],
+)
+def test_oneself(person: str, fields: set[str], allowed: bool) -> None:
+    if allowed:
+        policy.authorize_user_patch(PEOPLE[person], me(person), fields)
+    else:
+        with pytest.raises(Forbidden):
+            policy.authorize_user_patch(PEOPLE[person], me(person), fields)
+
+
+@pytest.mark.parametrize(
+    ("person", "account", "role", "allowed"),
+    [
+        ("admin", CLIENT, "admin", False),  # never through the API
+        ("admin", CLIENT, "admin-reader", True),
+        ("client_account_admin", CLIENT, "admin-reader", False),
+        ("admin", CLIENT, "account-admin", True),
+        ("consultant", CLIENT, "account-admin", True),  # consultant of the consultancy
+        ("client_account_admin", CLIENT, "account-admin", False),
+        ("admin", CLIENT, "consultant", True),
+        ("client_account_admin", CLIENT, "consultant", True),  # account-admin of the account
+        ("consultant", CLIENT, "consultant", False),
+        ("consultancy_account_admin", CLIENT, "consultant", False),  # not their account
+        ("client_account_admin", CLIENT, "some-custom-role", True),
+    ],
+)
+def test_authorize_role_changes(person: str, account: Acct, role: str, allowed: bool) -> None:
+    if allowed:
+        policy.authorize_role_changes(PEOPLE[person], account, {role})
+    else:
+        with pytest.raises(Forbidden):
+            policy.authorize_role_changes(PEOPLE[person], account, {role})
+
+
+@pytest.mark.parametrize(
+    ("person", "account", "outcome"),
+    [
+        ("admin", CLIENT, None),
+        ("admin", None, InvalidInput),  # an admin learns the account does not exist: 422
+        ("consultant", None, Forbidden),  # anyone else: 403, no existence leak
+        ("consultant", CLIENT, None),
+        ("client_account_admin", CLIENT, None),
+        ("client_member", CLIENT, Forbidden),
+        ("client_account_admin", OTHER, Forbidden),
+    ],
+)
+def test_authorize_user_create(
+    person: str, account: Acct | None, outcome: type[Exception] | None
+) -> None:
+    if outcome is None:
+        policy.authorize_user_create(PEOPLE[person], account, 987)
+    else:
+        with pytest.raises(outcome):
+            policy.authorize_user_create(PEOPLE[person], account, 987)
+
+
+@pytest.mark.parametrize(
+    ("person", "user", "allowed"),
+    [
+        ("admin_reader", CLIENT_USER, True),
+        ("client_account_admin", CLIENT_USER, True),
+        ("client_member", CLIENT_USER, False),
+        ("consultant", CLIENT_USER, True),
+        ("other_consultant", CLIENT_USER, False),
+    ],
+)
+def test_authorize_user_audit_log(person: str, user: policy.UserTarget, allowed: bool) -> None:
+    if allowed:
+        policy.authorize_user_audit_log(PEOPLE[person], user)
+    else:
+        with pytest.raises(Forbidden):
+            policy.authorize_user_audit_log(PEOPLE[person], user)
+
+
+def test_oneself_may_read_their_audit_log() -> None:
+    policy.authorize_user_audit_log(PEOPLE["client_member"], me("client_member"))
+
+
+@pytest.mark.parametrize(
+    ("person", "user", "allowed"),
+    [
+        ("client_account_admin", CLIENT_USER, True),
+        ("other_consultant", OTHER_ADMIN_READER, False),
+        ("admin", OTHER_ADMIN_READER, True),
+    ],
+)
+def test_authorize_user_password_reset(person: str, user: policy.UserTarget, allowed: bool) -> None:
+    if allowed:
+        policy.authorize_user_password_reset(PEOPLE[person], user)
+    else:
+        with pytest.raises(Forbidden):
+            policy.authorize_user_password_reset(PEOPLE[person], user)
