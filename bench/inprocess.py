@@ -1,0 +1,86 @@
+"""CPU per request of one scenario, in-process (httpx's ASGITransport), on a fresh PostgreSQL
+database with the demo world: for A/B comparisons of code versions, run from each checkout.
+
+    python -m bench.inprocess --server postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+
+It prints the median over rounds of CPU milliseconds per `GET /api/v3_0/accounts/{id}` (get_one)
+and per `GET /api/v3_0/users/{id}`. The server keeps its durable defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
+
+from app import demo
+from app.auth import passwords
+from app.db import make_engine, make_sessionmaker
+from app.main import create_app
+from app.settings import Settings
+from tests.databases import Backend, create_database, drop_database, migrate
+
+SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
+
+
+async def measure(server: str, requests: int, rounds: int) -> dict[str, float]:
+    backend = Backend("postgresql", server)
+    url = await create_database(backend)
+    try:
+        await migrate(url)
+        engine = make_engine(url)
+        async with make_sessionmaker(engine)() as session:
+            await demo.load_demo(session, await passwords.hash_password(demo.DEMO_PASSWORD))
+        await engine.dispose()
+        settings = Settings(
+            app_env="test",
+            database_url=url,
+            secret_key=SecretStr(SECRET),
+            log_level="WARNING",
+            login_failure_limit="100000/minute",
+        )
+        app = create_app(settings)
+        results: dict[str, list[float]] = {"get_one": [], "get_user": []}
+        async with app.router.lifespan_context(app):
+            transport = ASGITransport(app=app)
+            async with AsyncClient(transport=transport, base_url="http://bench") as http:
+                login = await http.post(
+                    "/api/requestAuthToken",
+                    json={"email": "test_prosumer_user@seita.nl", "password": demo.DEMO_PASSWORD},
+                )
+                body = login.json()
+                headers = {"Authorization": body["auth_token"]}
+                paths = {
+                    "get_one": "/api/v3_0/accounts/1",
+                    "get_user": f"/api/v3_0/users/{body['user_id']}",
+                }
+                for _ in range(rounds):
+                    for name, path in paths.items():
+                        for _ in range(50):  # warm
+                            await http.get(path, headers=headers)
+                        start = time.process_time()
+                        for _ in range(requests):
+                            response = await http.get(path, headers=headers)
+                            assert response.status_code == 200, response.text
+                        results[name].append((time.process_time() - start) / requests * 1000)
+        return {name: statistics.median(values) for name, values in results.items()}
+    finally:
+        await drop_database(backend, url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    for name, ms in asyncio.run(measure(args.server, args.requests, args.rounds)).items():
+        print(f"{name}: {ms:.3f} ms CPU per request")
+
+
+if __name__ == "__main__":
+    main()
