@@ -18,7 +18,7 @@ from app.accounts.schemas import (
     AccountSortKey,
     AccountWithUserCount,
 )
-from app.audit.schemas import AuditRecordOut, AuditRecordPage
+from app.audit.schemas import AuditFilter, AuditRecordOut, AuditRecordPage
 from app.auth import policy
 from app.auth.dependencies import Authorized, CurrentPrincipal, fields_sent
 from app.db import SessionDep
@@ -211,15 +211,7 @@ async def get_account_audit_log(
     who: CurrentPrincipal,
     session: SessionDep,
     page: PageRequestDep,
-    filter: Annotated[
-        str | None,
-        Query(
-            description=(
-                "Search terms (shell-split); every term must occur in the event text or in "
-                "the acting user's name, case-insensitively."
-            )
-        ),
-    ] = None,
+    filter: AuditFilter = None,
 ) -> list[AuditRecordOut] | AuditRecordPage:
     """The changes made to an account, oldest first. Admins, admin-readers, account-admins of
     the account and consultants of its consultancy account may read it.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import etags
 from app.accounts import repository as accounts_repository
 from app.accounts.models import Account, AccountRole
 from app.accounts.repository import AccountListFilters
@@ -49,15 +50,7 @@ async def list_accounts(
 
 
 def etag_of(account: Account | AccountRead) -> str:
-    """A strong ETag: changes with every effective change of the account (its version)."""
-    return f'"{account.id}-{account.version}"'
-
-
-def if_match_holds(if_match: str | None, account: Account) -> bool:
-    if if_match is None:
-        return True
-    tags = {tag.strip() for tag in if_match.split(",")}
-    return "*" in tags or etag_of(account) in tags
+    return etags.etag("", account.id, account.version)
 
 
 async def authorize_update(
@@ -151,7 +144,7 @@ async def update_account(
     committed together, a no-op writes nothing.
     """
     given = patch.model_fields_set
-    if not if_match_holds(if_match, account):
+    if not etags.if_match_holds(if_match, etag_of(account)):
         raise PreconditionFailed()
     if "consultancy_account_id" in given:
         await _authorize_consultancy(session, who, account.id, patch.consultancy_account_id)

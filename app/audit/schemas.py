@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.pagination import Page
@@ -19,6 +21,18 @@ class AuditRecordOut(BaseModel):
     )
     active_user_id: int | None = Field(description="Who did it (none for the CLI).", examples=[5])
     active_user_name: str | None = Field(examples=["Test Admin User"])
+
+
+#: The `filter` of both audit logs (SPEC §6).
+AuditFilter = Annotated[
+    str | None,
+    Query(
+        description=(
+            "Search terms (shell-split); every term must occur in the event text or in "
+            "the acting user's name, case-insensitively."
+        )
+    ),
+]
 
 
 class AuditRecordPage(Page[AuditRecordOut]):

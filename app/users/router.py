@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app import errors
 from app.accounts.schemas import AccountRead
-from app.audit.schemas import AuditRecordOut, AuditRecordPage
+from app.audit.schemas import AuditFilter, AuditRecordOut, AuditRecordPage
 from app.auth.dependencies import Authorized, CurrentPrincipal, body_json, fields_sent
 from app.db import SessionDep
 from app.pagination import PageRequestDep, SortDir, answer
@@ -246,15 +246,7 @@ async def get_user_audit_log(
     who: CurrentPrincipal,
     session: SessionDep,
     page: PageRequestDep,
-    filter: Annotated[
-        str | None,
-        Query(
-            description=(
-                "Search terms (shell-split); every term must occur in the event text or in "
-                "the acting user's name, case-insensitively."
-            )
-        ),
-    ] = None,
+    filter: AuditFilter = None,
 ) -> list[AuditRecordOut] | AuditRecordPage:
     """The changes made to a user, oldest first. Admins, admin-readers, the user themself,
     account-admins of the user's account and consultants of its consultancy account may read

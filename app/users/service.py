@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import etags
 from app.accounts import repository as accounts_repository
 from app.accounts.errors import AccountNotFound
 from app.accounts.schemas import AccountRead
@@ -61,14 +62,7 @@ async def list_users(
 
 
 def etag_of(user: User) -> str:
-    return f'"user-{user.id}-{user.version}"'
-
-
-def _if_match_holds(if_match: str | None, user: User) -> bool:
-    if if_match is None:
-        return True
-    tags = {tag.strip() for tag in if_match.split(",")}
-    return "*" in tags or etag_of(user) in tags
+    return etags.etag("user-", user.id, user.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +184,7 @@ async def update_user(
     nothing; the changes and their records (one per change, SPEC §6's order) are committed
     together; a no-op writes nothing."""
     given = patch.model_fields_set
-    if not _if_match_holds(if_match, user):
+    if not etags.if_match_holds(if_match, etag_of(user)):
         raise PreconditionFailed()
     roles = None
     if patch.flexmeasures_roles is not None:
