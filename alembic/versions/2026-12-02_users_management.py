@@ -43,9 +43,7 @@ def upgrade() -> None:
     # user-count triggers on it.
     op.add_column(
         "user",
-        sa.Column(
-            "timezone", sa.String(64), server_default="Europe/Amsterdam", nullable=False
-        ),
+        sa.Column("timezone", sa.String(64), server_default="Europe/Amsterdam", nullable=False),
     )
     op.add_column("user", sa.Column("last_login_at", UTCDateTime(), nullable=True))
     op.add_column("user", sa.Column("last_seen_at", UTCDateTime(), nullable=True))
