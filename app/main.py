@@ -17,6 +17,7 @@ from app import FLEXMEASURES_VERSION, __version__, errors
 from app.accounts.router import router as accounts_router
 from app.auth.dependencies import get_principal
 from app.auth.ratelimit import LoginLimiter
+from app.auth.reset_page import router as reset_page_router
 from app.auth.router import router as auth_router
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.health.router import router as health_router
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(auth_router, prefix=API_PREFIX)
+    app.include_router(reset_page_router)
     app.include_router(health_router, prefix=V3_PREFIX)
     protected = APIRouter(
         prefix=V3_PREFIX,

@@ -73,9 +73,13 @@ async def _wait_until_up(base_url: str, process: asyncio.subprocess.Process) -> 
 
 @asynccontextmanager
 async def live_server(
-    backend: Backend, *extra_args: str, extra_env: Mapping[str, str] | None = None
+    backend: Backend,
+    *extra_args: str,
+    extra_env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> AsyncIterator[LiveServer]:
-    """Serve a fresh seeded database; `extra_args` go to uvicorn, `extra_env` to the app."""
+    """Serve a fresh seeded database; `extra_args` go to uvicorn, `extra_env` to the app;
+    `port`: a free port chosen beforehand (for settings that name the server's own address)."""
     database_url = await create_database(backend)
     env = {
         **os.environ,
@@ -87,7 +91,7 @@ async def live_server(
     }
     await run_cli(env, "db", "upgrade")
     await run_cli(env, "add", "demo")
-    port = free_port()
+    port = port or free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.async_api import Route, async_playwright, expect
 
 from tests.live import LiveServer
@@ -25,13 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `apt-get install chromium` (.ci/run installs it)")
-    return CHROMIUM
 
 
 async def test_swagger_ui_authorizes_and_lists_accounts_offline(
