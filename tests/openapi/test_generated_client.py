@@ -6,15 +6,18 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from app.openapi import COMMITTED
-from tests.live import LiveServer
+from tests.databases import Backend
+from tests.live import LiveServer, live_server
+from tests.smtp import SmtpServer, smtp_server
 from tests.world import PASSWORD
 
 PACKAGE = "accounts_service_client"
@@ -130,3 +133,101 @@ async def test_generated_client_covers_the_whole_account_flow(
     assert isinstance(paged_log, models.AuditRecordPage)
     assert paged_log.num_records == 2
     assert [record.event for record in paged_log.data] == ["Account Created"]
+
+
+@pytest.fixture(scope="module")
+async def mail() -> AsyncIterator[SmtpServer]:
+    async with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def mailing_server(backend: Backend, mail: SmtpServer) -> AsyncIterator[LiveServer]:
+    async with live_server(backend, extra_env={"SMTP_URL": mail.url}) as running:
+        yield running
+
+
+async def test_generated_client_covers_the_whole_user_flow(
+    sdk: ModuleType, mailing_server: LiveServer, mail: SmtpServer
+) -> None:
+    """invite -> mail -> set password -> log in -> update -> deactivate -> log-in refused."""
+    server = mailing_server
+    models = _module("models")
+    login = _module("api.authentication.request_auth_token")
+    reset_password = _module("api.authentication.reset_password")
+    create_user = _module("api.users.create_user")
+    get_user = _module("api.users.get_user")
+    update_user = _module("api.users.update_user")
+    user_audit_log = _module("api.users.get_user_audit_log")
+
+    anonymous = sdk.Client(base_url=server.base_url)
+    admin_token = await login.asyncio(
+        client=anonymous,
+        body=models.TokenRequest(email="test_admin_user@seita.nl", password=PASSWORD),
+    )
+    assert isinstance(admin_token, models.TokenOut)
+    admin = sdk.AuthenticatedClient(
+        base_url=server.base_url, token=admin_token.auth_token, prefix=""
+    )
+
+    invited = await create_user.asyncio_detailed(
+        client=admin,
+        body=models.UserCreate(
+            email="sdk-user@example.org", username="SDK User", account_id=1, timezone="Europe/Paris"
+        ),
+    )
+    assert invited.status_code == 201, invited.content
+    assert isinstance(invited.parsed, models.UserOut)
+    user_id = invited.parsed.id
+    assert invited.parsed.timezone == "Europe/Paris"
+
+    link = (await mail.wait_for_message()).link
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    logged_in = await reset_password.asyncio(
+        client=anonymous, body=models.PasswordReset(token=token, password="sdk password 1")
+    )
+    assert isinstance(logged_in, models.TokenOut)
+    assert logged_in.user_id == user_id
+    again = await login.asyncio(
+        client=anonymous,
+        body=models.TokenRequest(email="sdk-user@example.org", password="sdk password 1"),
+    )
+    assert isinstance(again, models.TokenOut)
+
+    read = await get_user.asyncio_detailed(id=user_id, client=admin)
+    assert read.status_code == 200
+    etag = read.headers["ETag"]
+    updated = await update_user.asyncio(
+        id=user_id,
+        client=admin,
+        body=models.UserPatch(username="SDK User Renamed", timezone="Europe/Berlin"),
+        if_match=etag,
+    )
+    assert isinstance(updated, models.UserOut)
+    assert (updated.username, updated.timezone) == ("SDK User Renamed", "Europe/Berlin")
+    stale = await update_user.asyncio_detailed(
+        id=user_id, client=admin, body=models.UserPatch(username="Too late"), if_match=etag
+    )
+    assert stale.status_code == 412
+
+    deactivated = await update_user.asyncio(
+        id=user_id, client=admin, body=models.UserPatch(active=False)
+    )
+    assert isinstance(deactivated, models.UserOut)
+    assert deactivated.active is False
+    refused = await login.asyncio_detailed(
+        client=anonymous,
+        body=models.TokenRequest(email="sdk-user@example.org", password="sdk password 1"),
+    )
+    assert refused.status_code == 401
+    assert isinstance(refused.parsed, models.ErrorEnvelope)
+
+    log = await user_audit_log.asyncio(id=user_id, client=admin)
+    assert isinstance(log, list)
+    assert [record.event for record in log] == [
+        "User Created",
+        "Password Reset Requested",
+        "Password Set",
+        "User Updated, Field: username, timezone",
+        "User Deactivated",
+    ]
