@@ -10,11 +10,15 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.live import LiveServer
+from tests.databases import Backend
+from tests.live import LiveServer, live_server
+from tests.smtp import SmtpServer, smtp_server
 from tests.world import PASSWORD
 
 PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "typescript"
@@ -66,12 +70,15 @@ def flow_script() -> tuple[str, Path]:
     return node, PACKAGE / "build" / "flow.js"
 
 
-async def _run_flows(node: str, script: Path, base_url: str) -> tuple[int, str, str]:
+async def _run_flows(
+    node: str, script: Path, base_url: str, *flows: str, **env: str
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         node,
         str(script),
+        *flows,
         cwd=PACKAGE,
-        env={**os.environ, "BASE_URL": base_url, "DEMO_PASSWORD": PASSWORD},
+        env={**os.environ, "BASE_URL": base_url, "DEMO_PASSWORD": PASSWORD, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -120,3 +127,39 @@ async def test_typescript_client_drives_the_account_flow(
     }
     assert accounts["stale_etag"]["status"] == 412
     assert accounts["stale_etag"]["body"]["status"] == "PRECONDITION_FAILED"
+
+
+@pytest.fixture(scope="module")
+async def mail() -> AsyncIterator[SmtpServer]:
+    async with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def mailing_server(backend: Backend, mail: SmtpServer) -> AsyncIterator[LiveServer]:
+    async with live_server(backend, extra_env={"SMTP_URL": mail.url}) as running:
+        yield running
+
+
+async def test_typescript_client_drives_the_user_flow(
+    flow_script: tuple[str, Path], mailing_server: LiveServer, mail: SmtpServer
+) -> None:
+    """invite -> (the mail) -> set password -> log in -> update -> deactivate -> log-in refused."""
+    node, script = flow_script
+    email = "typescript-user@example.org"
+    base = mailing_server.base_url
+    code, out, err = await _run_flows(node, script, base, "invite", USER_EMAIL=email)
+    assert code == 0, f"{out}\n{err}"
+    user_id = json.loads(out)["flows"]["invite"]["user_id"]
+    link = (await mail.wait_for_message()).link
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    code, out, err = await _run_flows(
+        node, script, base, "onboard", USER_EMAIL=email, RESET_TOKEN=token
+    )
+    assert code == 0, f"{out}\n{err}"
+    assert json.loads(out)["flows"]["onboard"] == {
+        "user_id": user_id,
+        "username": "TypeScript User Renamed",
+        "active": False,
+        "refused": 401,
+    }
