@@ -16,7 +16,8 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./accounts.db"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a bad setting is reported without its value (URLs hold passwords).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL

@@ -45,3 +45,13 @@ def test_production_with_a_secret_key_starts() -> None:
 def test_an_empty_secret_key_counts_as_none_in_production() -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
         Settings(app_env="production", secret_key=SecretStr(""))
+
+
+def test_a_bad_setting_is_reported_without_the_values_it_holds() -> None:
+    # e.g. a URL with its password pasted into the wrong variable: named, not echoed.
+    with pytest.raises(ValidationError, match="smtp_timeout") as raised:
+        Settings(
+            secret_key=SecretStr("k" * 40),
+            smtp_timeout="smtp://mailer:mail-password@mail:25",  # type: ignore[arg-type]
+        )
+    assert "mail-password" not in str(raised.value)
