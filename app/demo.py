@@ -104,6 +104,39 @@ USERS: tuple[DemoUser, ...] = (
         "test_consultant_client@seita.nl",
         "Test ConsultancyClient Account",
     ),
+    # Beyond FlexMeasures' test world: an account-admin in the accounts that had none, a second
+    # user in the multi-role account, and a spread of timezones (the Empty account stays empty).
+    DemoUser(
+        "supplier_admin",
+        "Test Supplier Account Admin",
+        "test_supplier_account_admin@seita.nl",
+        "Test Supplier Account",
+        (RoleName.ACCOUNT_ADMIN,),
+        timezone="America/Chicago",
+    ),
+    DemoUser(
+        "multi_role_admin",
+        "Multi Role Account Admin",
+        "multi_role_account_admin@seita.nl",
+        "Multi Role Account",
+        (RoleName.ACCOUNT_ADMIN,),
+        timezone="Asia/Tokyo",
+    ),
+    DemoUser(
+        "multi_role_user",
+        "Multi Role User",
+        "multi_role_user@seita.nl",
+        "Multi Role Account",
+        timezone="Europe/Berlin",
+    ),
+    DemoUser(
+        "client_admin",
+        "Test Consultant Client Account Admin",
+        "test_consultant_client_admin@seita.nl",
+        "Test ConsultancyClient Account",
+        (RoleName.ACCOUNT_ADMIN,),
+        timezone="Australia/Sydney",
+    ),
 )
 
 

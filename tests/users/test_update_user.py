@@ -204,10 +204,14 @@ async def test_the_list_of_one_account(
 async def test_the_filter_matches_the_account_name_too(
     client: AsyncClient, headers_for: Headers
 ) -> None:
+    # Neither user's email nor name says "consultancyclient": only their account's name does.
     response = await client.get(
-        USERS, params={"filter": "supplier account", "page": 1}, headers=headers_for("admin")
+        USERS, params={"filter": "ConsultancyClient", "page": 1}, headers=headers_for("admin")
     )
-    assert [user["email"] for user in response.json()["data"]] == ["test_supplier_user_4@seita.nl"]
+    assert [user["email"] for user in response.json()["data"]] == [
+        "test_consultant_client@seita.nl",
+        "test_consultant_client_admin@seita.nl",
+    ]
 
 
 @pytest.mark.parametrize("direction", ["asc", "desc"])

@@ -18,7 +18,7 @@ from tests.world import World
 URL = "/api/v3_0/users"
 Headers = Callable[[str | None], dict[str, str]]
 
-ALL_USERS = 11
+ALL_USERS = 15
 USER_KEYS = {
     "id",
     "email",
@@ -102,11 +102,14 @@ async def test_no_password_hash_is_ever_returned(client: AsyncClient, headers_fo
         ("admin_reader", None),
         ("prosumer", PROSUMERS),
         ("prosumer_admin", PROSUMERS),
-        ("supplier", {"supplier"}),
+        ("supplier", {"supplier", "supplier_admin"}),
+        ("supplier_admin", {"supplier", "supplier_admin"}),
+        ("multi_role_user", {"multi_role_admin", "multi_role_user"}),
         ("dummy", DUMMIES),
-        ("consultant", CONSULTANCY | {"client"}),
+        ("consultant", CONSULTANCY | {"client", "client_admin"}),
         ("consultancy_user", CONSULTANCY),
-        ("client", {"client"}),
+        ("client", {"client", "client_admin"}),
+        ("client_admin", {"client", "client_admin"}),
     ],
 )
 async def test_each_caller_sees_the_users_of_the_accounts_they_may_read(
@@ -124,7 +127,7 @@ async def test_each_caller_sees_the_users_of_the_accounts_they_may_read(
         ("admin", "Test Prosumer Account", PROSUMERS),
         ("admin", "Test Empty Account", set()),
         ("admin_reader", "Test Consultancy Account", CONSULTANCY),
-        ("consultant", "Test ConsultancyClient Account", {"client"}),
+        ("consultant", "Test ConsultancyClient Account", {"client", "client_admin"}),
         ("consultant", "Test Consultancy Account", CONSULTANCY),
         ("prosumer", "Test Prosumer Account", PROSUMERS),
     ],
@@ -216,7 +219,7 @@ async def test_without_page_a_bare_list_with_page_the_envelope(
     assert len(body["data"]) == 4
 
     pages = [first]
-    for page in (2, 3):
+    for page in range(2, -(-ALL_USERS // 4) + 1):
         pages.append(await client.get(URL, params={"page": page, "per_page": 4}, headers=admin))
     paged = [user["id"] for page in pages for user in page.json()["data"]]
     assert sorted(paged) == sorted(user["id"] for user in bare.json())
@@ -226,10 +229,11 @@ async def test_without_page_a_bare_list_with_page_the_envelope(
 async def test_paginated_counts_respect_the_callers_scope(
     client: AsyncClient, headers_for: Headers
 ) -> None:
+    # The consultant's own account (2 users) and its client account (2).
     response = await client.get(URL, params={"page": 1}, headers=headers_for("consultant"))
     body = response.json()
-    assert body["num-records"] == 3
-    assert len(body["data"]) == 3
+    assert body["num-records"] == 4
+    assert len(body["data"]) == 4
 
 
 async def test_listing_users_costs_a_constant_number_of_queries(
