@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi_offline import FastAPIOffline
@@ -21,7 +22,7 @@ from app.auth.reset_page import router as reset_page_router
 from app.auth.router import router as auth_router
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.health.router import router as health_router
-from app.limits import BodySizeLimit
+from app.limits import ApiRateLimit, BodySizeLimit, rate_limit_documentation
 from app.mail import mailer_from_settings
 from app.observability import Metrics, RequestObservability
 from app.ratelimit import ResilientLimiter
@@ -118,8 +119,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.limiter, settings.login_failure_limit
     )
     errors.install_handlers(app)
-    # The last added runs first: observe everything, then stamp the version, then limit bodies.
+    # The last added runs first: observe everything, stamp the version, count the request
+    # against the API rate limit, then limit bodies.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    api_limit = settings.api_limit
+    if api_limit is not None:
+        app.add_middleware(
+            ApiRateLimit,
+            limiter=app.state.limiter,
+            limit=api_limit,
+            signing_key=settings.signing_key,
+        )
     app.add_middleware(FlexMeasuresVersionHeader)
     app.add_middleware(RequestObservability, metrics=metrics)
 
@@ -155,6 +165,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected.include_router(accounts_router)
     protected.include_router(users_router)
     app.include_router(protected)
+    document = app.openapi
+
+    def openapi_with_rate_limits() -> dict[str, Any]:
+        # FastAPI caches its document; decorating it again changes nothing.
+        return rate_limit_documentation(document())
+
+    app.openapi = openapi_with_rate_limits  # type: ignore[method-assign]
     return app
 
 

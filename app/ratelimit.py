@@ -1,6 +1,8 @@
 """Rate-limit counting that survives its own storage: `limits` on the configured storage (memory,
 or Redis shared by every worker and machine), falling back to this process's memory while that
-storage can't be reached.
+storage can't be reached. One limiter holds both kinds of count: failed log-ins (a moving window:
+exact, and off the hot path) and every API request (`count`: a fixed window counter, one
+storage round trip per request).
 
 A storage call is bounded by a short timeout. When one fails or times out, counting moves to
 memory for `RETRY_STORAGE_AFTER` seconds, a warning is logged (at most once a minute) and the
@@ -13,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from coredis.exceptions import ConnectionError
 from coredis.retry import ConstantRetryPolicy
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 logger = logging.getLogger(__name__)
@@ -54,23 +58,54 @@ def _shared_storage(url: str, timeout: float) -> Storage:
     return storage
 
 
+@dataclass(frozen=True, slots=True)
+class Counting:
+    """One place counts can go: a storage, and the moving-window strategy on it."""
+
+    storage: Storage
+    moving_window: MovingWindowRateLimiter
+
+    @classmethod
+    def on(cls, storage: Storage) -> Counting:
+        return cls(storage, MovingWindowRateLimiter(storage))
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCount:
+    """A request counted in its fixed window: how many the window allows, how many are left
+    (0 when over), and when (UNIX seconds) the window ends."""
+
+    limit: int
+    used: int
+    reset_at: int
+
+    @property
+    def allowed(self) -> bool:
+        return self.used <= self.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def retry_after(self, now: float) -> int:
+        return max(1, math.ceil(self.reset_at - now))
+
+
 class ResilientLimiter:
-    """A `limits` strategy on a shared storage, with this process's memory as the fallback."""
+    """`limits` on a shared storage, with this process's memory as the fallback."""
 
     def __init__(
         self,
         storage_url: str,
         *,
-        strategy: type[RateLimiter] = MovingWindowRateLimiter,
         timeout: float = STORAGE_TIMEOUT,
         on_fallback: Callable[[], None] | None = None,
     ) -> None:
-        memory = MemoryStorage()
-        self.memory = strategy(memory)
-        self.shared: RateLimiter | None = (
+        self.memory = Counting.on(MemoryStorage())
+        self.shared: Counting | None = (
             None
             if storage_url.startswith("memory")
-            else strategy(_shared_storage(storage_url, timeout))
+            else Counting.on(_shared_storage(storage_url, timeout))
         )
         self.timeout = timeout
         self.on_fallback = on_fallback
@@ -83,8 +118,8 @@ class ResilientLimiter:
         """Whether counts go to this process's memory now (no shared storage, or it is down)."""
         return self.shared is None or self._storage_down
 
-    async def run(self, call: Callable[[RateLimiter], Awaitable[T]]) -> T:
-        """`call` on the shared storage's limiter, or on the memory one while that is down."""
+    async def run(self, call: Callable[[Counting], Awaitable[T]]) -> T:
+        """`call` on the shared storage, or on this process's memory while that is down."""
         if self.shared is not None and (
             not self._storage_down or time.monotonic() >= self._retry_at
         ):
@@ -101,14 +136,35 @@ class ResilientLimiter:
         return await call(self.memory)
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
-        return await self.run(lambda limiter: limiter.hit(item, *identifiers))
+        """A moving-window hit (exact; two storage calls with `test`, so kept off the hot path)."""
+        return await self.run(lambda counting: counting.moving_window.hit(item, *identifiers))
 
     async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
-        return await self.run(lambda limiter: limiter.test(item, *identifiers))
+        return await self.run(lambda counting: counting.moving_window.test(item, *identifiers))
 
     async def reset_time(self, item: RateLimitItem, *identifiers: str) -> float:
-        stats = await self.run(lambda limiter: limiter.get_window_stats(item, *identifiers))
+        stats = await self.run(
+            lambda counting: counting.moving_window.get_window_stats(item, *identifiers)
+        )
         return float(stats.reset_time)
+
+    async def count(self, item: RateLimitItem, *identifiers: str) -> WindowCount:
+        """Count one request in `item`'s current fixed window and say where it stands.
+
+        Windows are aligned to the clock (the window's number is part of the key), so every
+        worker and machine agrees on when a window ends without asking the storage: one
+        `INCRBY` per request on Redis, plus an `EXPIRE` on a window's first request. Rejected
+        requests count too. At a window's edge a client may get up to twice the limit within one
+        period (the price of one round trip; a moving window would cost two and a sorted set).
+        """
+        period = item.get_expiry()
+        now = time.time()
+        window = int(now // period)
+        reset_at = (window + 1) * period
+        key = item.key_for(*identifiers, str(window))
+        expiry = math.ceil(reset_at - now) + 1
+        used = await self.run(lambda counting: counting.storage.incr(key, expiry))
+        return WindowCount(limit=item.amount, used=used, reset_at=reset_at)
 
     def _storage_failed(self, exc: BaseException) -> None:
         now = time.monotonic()

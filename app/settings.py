@@ -7,6 +7,7 @@ import secrets
 from functools import lru_cache
 from typing import Literal
 
+import limits
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,7 +36,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Failed log-ins allowed per email and per client address (a `limits` rate string).
     login_failure_limit: str = "10/minute"
-    # Where the log-in limiter counts: in memory (one process) or e.g. redis://host:6379/0.
+    # Requests per user (valid token) or else per client address on /api/ (SPEC §11), a
+    # `limits` rate string; "unlimited" turns it off.
+    api_rate_limit: str = "500/minute"
+    # Where the limits count: in memory (one process) or e.g. redis://host:6379/0 (shared).
     rate_limit_storage_url: str = "memory://"
     max_body_bytes: int = 65536
     # Where mail goes: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://…;
@@ -68,6 +72,31 @@ class Settings(BaseSettings):
         if url and not url.startswith(("smtp://", "smtps://")):
             raise ValueError("SMTP_URL must start with smtp:// or smtps://")
         return self
+
+    @model_validator(mode="after")
+    def _rate_strings(self) -> Settings:
+        for name, value in (
+            ("LOGIN_FAILURE_LIMIT", self.login_failure_limit),
+            ("API_RATE_LIMIT", self.api_rate_limit),
+        ):
+            if name == "API_RATE_LIMIT" and value.strip().lower() == "unlimited":
+                continue
+            try:
+                if limits.parse(value).amount < 1:
+                    raise ValueError("a limit of 0 refuses every request")
+            except ValueError:
+                raise ValueError(
+                    f"{name} must be a rate such as 500/minute or 10 per second"
+                    + (", or unlimited" if name == "API_RATE_LIMIT" else "")
+                ) from None
+        return self
+
+    @property
+    def api_limit(self) -> limits.RateLimitItem | None:
+        """`API_RATE_LIMIT` parsed, or None when it is unlimited."""
+        if self.api_rate_limit.strip().lower() == "unlimited":
+            return None
+        return limits.parse(self.api_rate_limit)
 
     @property
     def signing_key(self) -> str:

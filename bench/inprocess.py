@@ -42,6 +42,7 @@ async def measure(server: str, requests: int, rounds: int) -> dict[str, float]:
             secret_key=SecretStr(SECRET),
             log_level="WARNING",
             login_failure_limit="100000/minute",
+            api_rate_limit="100000000/minute",
         )
         app = create_app(settings)
         results: dict[str, list[float]] = {"get_one": [], "get_user": []}

@@ -104,6 +104,8 @@ class Service:
             "SECRET_KEY": secret_key,
             "APP_ENV": "production",
             "LOG_LEVEL": "WARNING",
+            # On, and counting every request, but high enough never to answer 429 here.
+            "API_RATE_LIMIT": "100000000/minute",
         }
         self.log = Path(tempfile.mkstemp(prefix="bench-uvicorn-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None

@@ -27,12 +27,10 @@ authorization_header = APIKeyHeader(
 def _bare_token(header: str | None) -> str:
     if not header or not header.strip():
         raise Unauthorized()
-    parts = header.strip().split()
-    if len(parts) == 2 and parts[0].lower() == "bearer":
-        return parts[1]
-    if len(parts) == 1:
-        return parts[0]
-    raise Unauthorized("The Authorization header is malformed.")
+    token = tokens.bare_token(header)
+    if token is None:
+        raise Unauthorized("The Authorization header is malformed.")
+    return token
 
 
 async def get_principal(

@@ -32,6 +32,16 @@ def issue_token(user_id: int, token_version: int, *, key: str, max_age: int) -> 
     return str(jwt.encode(claims, key, algorithm=ALGORITHM))
 
 
+def bare_token(header: str) -> str | None:
+    """The token in an `Authorization` header (`<token>` or `Bearer <token>`), or None."""
+    parts = header.split()
+    if len(parts) == 2 and parts[0].lower() == "bearer":
+        return parts[1]
+    if len(parts) == 1:
+        return parts[0]
+    return None
+
+
 def read_token(token: str, *, key: str) -> TokenClaims:
     """Verify signature, algorithm and expiry; raise Unauthorized on anything wrong."""
     claims, expires_at = _verified(token, key)
