@@ -29,8 +29,8 @@ install: $(VENV)/.installed
 
 ## What the suite needs from Debian: PostgreSQL's server binaries (for a throwaway cluster),
 ## Chromium (the Swagger UI browser test), wrk (the bench harness's smoke test), Redis (the
-## shared log-in limiter test) and Node.js with npm (the TypeScript client test). Installed when
-## missing and we may; else explained.
+## shared limits), Node.js with npm (the TypeScript client test), and PgBouncer and HAProxy (the
+## deployment test). Installed when missing and we may; else explained.
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
@@ -40,6 +40,8 @@ system-deps:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	PATH="$$PATH:/usr/sbin:/sbin" command -v pgbouncer >/dev/null 2>&1 || missing="$$missing pgbouncer"; \
+	PATH="$$PATH:/usr/sbin:/sbin" command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	$(INSTALL_MISSING)
 
 ## Serve the demo on the embedded SQLite default, with Swagger UI at /api/v3_0/docs.

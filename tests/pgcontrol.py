@@ -23,7 +23,10 @@ from tests.postgres import _bindir, _free_port
 class StoppableCluster:
     """`with StoppableCluster() as cluster:` initdb's and starts it; leaving deletes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable`: PostgreSQL's own defaults (fsync, synchronous_commit, full_page_writes
+        on), as deployed; else those off, for tests that only need a server to stop."""
+        self.durable = durable
         self.bindir = _bindir()
         self.workdir = Path(tempfile.mkdtemp(prefix="accounts-pg-faults-"))
         self.data = self.workdir / "data"
@@ -59,9 +62,21 @@ class StoppableCluster:
     def start(self) -> None:
         """Start the server and wait (`-w`) until it accepts connections."""
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
-        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         options += " -c max_connections=200"
         self._pg_ctl("-l", str(self.log), "-o", options, "-w", "-t", "30", "start")
+
+    def createdb(self, name: str) -> None:
+        self._run(
+            str(self.bindir / "createdb"),
+            *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name),
+        )
+
+    def restart(self) -> None:
+        """Stop (`fast`: open sessions end at once) and start again on the same port."""
+        self.stop()
+        self.start()
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; `fast` ends open sessions at once, as an operator's restart does."""
