@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from coredis.exceptions import ConnectionError
+from coredis.exceptions import ConnectionError as RedisConnectionError
 from coredis.retry import ConstantRetryPolicy
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, Storage
@@ -47,10 +47,13 @@ def async_storage_url(url: str) -> str:
 def _shared_storage(url: str, timeout: float) -> Storage:
     options: dict[str, Any] = {}
     if "redis" in url.split("://", 1)[0]:
-        # A dropped connection (Redis restarted) is retried at once; a Redis that stays away
-        # is covered by the fallback, each call bounded by the timeout.
+        # A dropped connection (Redis restarted, or it closed ours: coredis's ConnectionError,
+        # or the socket's own error when a write meets the closed connection) is retried at
+        # once; a Redis that stays away is covered by the fallback, each call bounded by the
+        # timeout.
+        dropped = (RedisConnectionError, BrokenPipeError, ConnectionResetError)
         options = {
-            "retry_policy": ConstantRetryPolicy((ConnectionError,), 2, 0.01),
+            "retry_policy": ConstantRetryPolicy(dropped, 2, 0.01),
             "connect_timeout": timeout,
             "stream_timeout": timeout,
         }

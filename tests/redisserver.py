@@ -4,6 +4,7 @@ stop and start again (on the same port) to play an outage."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -49,8 +50,25 @@ class RedisServer:
             time.sleep(0.1)
         pytest.fail("redis-server did not answer within 10 s")
 
+    def cli(self, *args: str) -> str:
+        probe = subprocess.run(
+            ["redis-cli", "-p", str(self.port), *args],
+            capture_output=True, text=True, check=True, timeout=5,
+        )  # fmt: skip
+        return probe.stdout.strip()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing answers (a slow Redis)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server would not stop
             self.process.terminate()
             self.process.wait(timeout=10)
         self.process = None
