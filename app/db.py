@@ -69,6 +69,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+#: The execution option that marks an engine behind PgBouncer in transaction pooling mode.
+BEHIND_PGBOUNCER = "behind_pgbouncer"
+
+
 def make_engine(
     url: str,
     *,
@@ -89,10 +93,15 @@ def make_engine(
         "command_timeout": statement_timeout,
     }
     if pgbouncer:
-        # PgBouncer in transaction mode: no statement cache, a unique name per prepared
-        # statement (SQLAlchemy's asyncpg dialect documentation).
+        # PgBouncer in transaction mode: no statement cache (asyncpg's, nor SQLAlchemy's own
+        # per connection: a statement prepared in one transaction may meet another server
+        # connection in the next), a unique name per prepared statement (SQLAlchemy's asyncpg
+        # dialect documentation), and statements only inside transactions (make_read_sessionmaker,
+        # rawrows: BEHIND_PGBOUNCER).
         connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
+        kwargs.setdefault("execution_options", {})[BEHIND_PGBOUNCER] = True
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -166,14 +175,19 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def make_read_sessionmaker(
+    engine: AsyncEngine, *, pgbouncer: bool = False
+) -> async_sessionmaker[AsyncSession]:
     """Sessions for requests that only read: on PostgreSQL without BEGIN and ROLLBACK.
 
     Under READ COMMITTED every statement sees its own snapshot anyway, so a transaction around
     reads buys no consistency, only two round trips. SQLite keeps its transactions (its
-    locking recipe above relies on them).
+    locking recipe above relies on them), and so do reads behind PgBouncer in transaction mode:
+    asyncpg prepares a statement and executes it in two exchanges, and outside a transaction
+    PgBouncer (before 1.21's `max_prepared_statements`) may hand the second to another server
+    connection, where the statement does not exist.
     """
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" or pgbouncer:
         return make_sessionmaker(engine)
     return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
 

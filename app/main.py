@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.read_sessionmaker = make_read_sessionmaker(engine)
+    app.state.read_sessionmaker = make_read_sessionmaker(engine, pgbouncer=settings.db_pgbouncer)
     metrics = Metrics(engine)
     app.state.metrics = metrics
     app.state.limiter = ResilientLimiter(

@@ -8,7 +8,8 @@ whatever transaction the session has, and rows come back as asyncpg decodes them
 result processing. So these statements select only columns whose driver values are already what
 the ORM would give (integers, text, booleans, and JSON, which asyncpg decodes with the codec
 SQLAlchemy's dialect registers on every connection); timestamps are UTC-aware on asyncpg.
-With any other driver (SQLite's aiosqlite) the statement runs through SQLAlchemy as usual.
+With any other driver (SQLite's aiosqlite), and behind PgBouncer, the statement runs through
+SQLAlchemy as usual.
 
 Every selected column carries an explicit label, checked once when the query is built, and rows
 are read by that name (`row["account_id"]`), so adding a column touches the statement and the
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import Label
 
 from app import faults
+from app.db import BEHIND_PGBOUNCER
 
 _engine_log = logging.getLogger("sqlalchemy.engine.Engine")
 
@@ -75,12 +77,17 @@ class DriverQuery:
 
     async def rows(self, session: AsyncSession, **parameters: Any) -> Sequence[NamedRow]:
         connection = await session.connection()
-        if connection.dialect.driver != "asyncpg":
+        sync_connection = connection.sync_connection
+        assert sync_connection is not None  # a session's connection is always started
+        if connection.dialect.driver != "asyncpg" or sync_connection.get_execution_options().get(
+            BEHIND_PGBOUNCER
+        ):
+            # Behind PgBouncer, through SQLAlchemy, which opens the session's transaction
+            # (BEGIN) first: a statement sent straight to the driver could be the first, and
+            # outside a transaction PgBouncer may run its two exchanges on two server connections.
             return (await connection.execute(self.statement, parameters)).mappings().all()
         sql, names = self.sql_for(connection.dialect)
         values = tuple(parameters[name] for name in names)
-        sync_connection = connection.sync_connection
-        assert sync_connection is not None  # a session's connection is always started
         dispatch = sync_connection.dispatch
         dispatch.before_cursor_execute(sync_connection, None, sql, values, None, False)
         if _engine_log.isEnabledFor(logging.INFO):

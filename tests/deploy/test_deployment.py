@@ -178,6 +178,29 @@ async def test_postgresql_restarting_behind_pgbouncer_is_survived(deployed: Topo
     )
 
 
+async def test_pgbouncer_restarting_is_survived(deployed: Topology) -> None:
+    """PgBouncer away for two seconds: callers get 503s in the envelope (from the service, or
+    from HAProxy once both instances report not ready), then service resumes by itself."""
+    async with client(deployed.balancer.base_url) as http:
+        headers = await token(http, "dummy_admin")
+        assert (await http.get(ACCOUNTS, headers=headers)).status_code == 200
+        restarting = asyncio.create_task(asyncio.to_thread(deployed.bouncer.restart, 2.0))
+        statuses: list[int] = []
+        while not restarting.done() or statuses[-3:] != [200, 200, 200]:
+            response = await http.get(ACCOUNTS, headers=headers)
+            statuses.append(response.status_code)
+            if response.status_code != 200:
+                assert response.status_code == 503, response.text
+                assert response.json()["status"] == "SERVICE_UNAVAILABLE"
+            assert len(statuses) < 500, statuses
+            await asyncio.sleep(0.1)
+        await restarting
+    assert 503 in statuses  # it was away, and said so
+    assert all(
+        i.process is not None and i.process.poll() is None for i in deployed.instances.values()
+    )
+
+
 async def test_sigterm_drains_in_flight_requests(deployed: Topology) -> None:
     """Slow requests (log-ins: argon2id) in flight on both instances when one gets SIGTERM:
     every one of them is answered, and requests sent while it drains go to the other."""
@@ -190,7 +213,7 @@ async def test_sigterm_drains_in_flight_requests(deployed: Topology) -> None:
         during = [await http.get("/api/") for _ in range(10)]
         answers = await asyncio.gather(*in_flight)
         exited = await asyncio.to_thread(app1.wait, 30)
-    assert [r.status_code for r in answers] == [200] * 24
+    assert [r.status_code for r in answers] == [200] * 24, [r.text for r in answers]
     assert [r.status_code for r in during] == [200] * 10
     assert exited in (0, -signal.SIGTERM)
     await asyncio.to_thread(deployed.restart, "app1")

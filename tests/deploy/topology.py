@@ -13,6 +13,7 @@ Addresses: HAProxy connects to the instances from 127.0.0.1, the only address th
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import os
 import pwd
@@ -82,16 +83,25 @@ class Bouncer:
         self.workdir = Path(tempfile.mkdtemp(prefix="accounts-pgbouncer-"))
         self.ini = self.workdir / "pgbouncer.ini"
         self.log = self.workdir / "pgbouncer.log"
-        self.ini.write_text(
-            f"%include {PGBOUNCER_INI}\n"
-            "[databases]\n"
-            f"accounts = host=127.0.0.1 port={cluster.port} dbname=accounts\n"
-            "[pgbouncer]\n"
-            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
-            "auth_type = trust\n"
-            f"auth_file = {self.workdir / 'userlist.txt'}\n"
-            f"logfile = {self.log}\npidfile = {self.workdir / 'pgbouncer.pid'}\n"
+        # The operator's file, with what must differ on loopback put over it. (Not with
+        # PgBouncer's %include: a [pgbouncer] section met again starts from the defaults.)
+        config = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
+        config.optionxform = str  # type: ignore[assignment,method-assign]
+        config.read(PGBOUNCER_INI)
+        config["databases"] = {"accounts": f"host=127.0.0.1 port={cluster.port} dbname=accounts"}
+        config["pgbouncer"].update(
+            {
+                "listen_addr": "127.0.0.1",
+                "listen_port": str(self.port),
+                "auth_type": "trust",
+                "auth_file": str(self.workdir / "userlist.txt"),
+                "stats_users": "postgres",
+                "logfile": str(self.log),
+                "pidfile": str(self.workdir / "pgbouncer.pid"),
+            }
         )
+        with self.ini.open("w") as out:
+            config.write(out)
         (self.workdir / "userlist.txt").write_text('"postgres" ""\n')
         self.command = [binary("pgbouncer"), str(self.ini)]
         if os.geteuid() == 0:  # PgBouncer refuses to run as root: -u drops to postgres
@@ -112,6 +122,13 @@ class Bouncer:
             start_new_session=True,
         )
         wait_for_port(self.port, self.process, "pgbouncer", 10)
+
+    def restart(self, down_for: float) -> None:
+        """Stop PgBouncer (SIGTERM: at once, every connection closed), stay away `down_for`
+        seconds, start it again on the same port."""
+        stop(self.process)
+        time.sleep(down_for)
+        self.start()
 
     def stop(self) -> None:
         stop(self.process)
@@ -263,8 +280,6 @@ def instance_env(bouncer: Bouncer, redis: RedisServer, api_rate_limit: str) -> d
         "DB_PGBOUNCER": "true",
         "DB_CONNECT_TIMEOUT": "3",
         "DB_STATEMENT_TIMEOUT": "10",
-        "DB_POOL_SIZE": "5",
-        "DB_MAX_OVERFLOW": "5",
         "RATE_LIMIT_STORAGE_URL": redis.url,
         "API_RATE_LIMIT": api_rate_limit,
         # Production sends no mail without SMTP_URL; nothing here sends any.
