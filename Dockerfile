@@ -12,7 +12,8 @@ COPY app ./app
 # they ever stop coming with it. A numeric user, so Kubernetes can check runAsNonRoot.
 RUN pip install . \
     && python -c "import uvloop, httptools" \
-    && useradd --system --uid 10001 --user-group --no-create-home accounts
+    && groupadd --system --gid 10001 accounts \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home accounts
 COPY deploy/serve.sh ./deploy/serve.sh
 USER 10001:10001
 EXPOSE 8000
