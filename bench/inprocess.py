@@ -27,7 +27,7 @@ from tests.databases import Backend, create_database, drop_database, migrate
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
 
 
-async def measure(server: str, requests: int, rounds: int) -> dict[str, float]:
+async def measure(server: str, requests: int, rounds: int, api_rate_limit: str) -> dict[str, float]:
     backend = Backend("postgresql", server)
     url = await create_database(backend)
     try:
@@ -42,7 +42,7 @@ async def measure(server: str, requests: int, rounds: int) -> dict[str, float]:
             secret_key=SecretStr(SECRET),
             log_level="WARNING",
             login_failure_limit="100000/minute",
-            api_rate_limit="100000000/minute",
+            api_rate_limit=api_rate_limit,
         )
         app = create_app(settings)
         results: dict[str, list[float]] = {"get_one": [], "get_user": []}
@@ -78,8 +78,14 @@ def main() -> None:
     parser.add_argument("--server", required=True)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--api-rate-limit",
+        default="100000000/minute",
+        help="API_RATE_LIMIT (in memory); 'unlimited' to leave the limiter out",
+    )
     args = parser.parse_args()
-    for name, ms in asyncio.run(measure(args.server, args.requests, args.rounds)).items():
+    results = asyncio.run(measure(args.server, args.requests, args.rounds, args.api_rate_limit))
+    for name, ms in results.items():
         print(f"{name}: {ms:.3f} ms CPU per request")
 
 
