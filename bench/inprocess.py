@@ -27,7 +27,9 @@ from tests.databases import Backend, create_database, drop_database, migrate
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
 
 
-async def measure(server: str, requests: int, rounds: int, api_rate_limit: str) -> dict[str, float]:
+async def measure(
+    server: str, requests: int, rounds: int, api_rate_limit: str, only: str = ""
+) -> dict[str, float]:
     backend = Backend("postgresql", server)
     url = await create_database(backend)
     try:
@@ -59,6 +61,8 @@ async def measure(server: str, requests: int, rounds: int, api_rate_limit: str) 
                     "get_one": "/api/v3_0/accounts/1",
                     "get_user": f"/api/v3_0/users/{body['user_id']}",
                 }
+                if only:
+                    paths = {only: paths[only]}
                 for _ in range(rounds):
                     for name, path in paths.items():
                         for _ in range(50):  # warm
@@ -68,7 +72,7 @@ async def measure(server: str, requests: int, rounds: int, api_rate_limit: str) 
                             response = await http.get(path, headers=headers)
                             assert response.status_code == 200, response.text
                         results[name].append((time.process_time() - start) / requests * 1000)
-        return {name: statistics.median(values) for name, values in results.items()}
+        return {name: statistics.median(values) for name, values in results.items() if values}
     finally:
         await drop_database(backend, url)
 
@@ -83,8 +87,11 @@ def main() -> None:
         default="100000000/minute",
         help="API_RATE_LIMIT (in memory); 'unlimited' to leave the limiter out",
     )
+    parser.add_argument("--only", choices=["get_one", "get_user"], default="", help="one path")
     args = parser.parse_args()
-    results = asyncio.run(measure(args.server, args.requests, args.rounds, args.api_rate_limit))
+    results = asyncio.run(
+        measure(args.server, args.requests, args.rounds, args.api_rate_limit, args.only)
+    )
     for name, ms in results.items():
         print(f"{name}: {ms:.3f} ms CPU per request")
 
