@@ -80,8 +80,8 @@ clean:
 	rm -rf $(VENV) accounts.db .pytest_cache .mypy_cache .ruff_cache
 
 ## Benchmarks (docs/BENCHMARKS.md): wrk against uvicorn on a seeded PostgreSQL database
-## (BENCH_DATABASE_URL's server, else a throwaway cluster), beside the floor of the same SQL
-## replayed through asyncpg. N=1000 and 10000 by default; BENCH_NS="1000 10000 100000" for more.
+## (BENCH_DATABASE_URL's server, else a throwaway cluster on PostgreSQL's durable defaults), the
+## API rate limit counting in Redis, beside the floor of the same SQL replayed through asyncpg. N=1000 and 10000 by default; BENCH_NS="1000 10000 100000" for more.
 bench: install bench-deps
 	$(PY) -m bench.run
 
@@ -89,11 +89,13 @@ bench: install bench-deps
 bench-smoke: install bench-deps
 	$(PY) -m bench.run --smoke
 
-## What the bench needs from Debian: wrk, and PostgreSQL's server binaries unless
-## BENCH_DATABASE_URL names a server. Installed when missing and we may; else explained.
+## What the bench needs from Debian: wrk, Redis (the API rate limit counts there, as deployed),
+## and PostgreSQL's server binaries unless BENCH_DATABASE_URL names a server. Installed when
+## missing and we may; else explained.
 bench-deps:
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
 		|| [ -n "$$BENCH_DATABASE_URL" ] || missing="$$missing postgresql"; \
 	$(INSTALL_MISSING)

@@ -122,6 +122,7 @@ class Settings:
     database: str
     command: str
     code: str
+    limiter: str = ""
 
 
 def _ms(value: float) -> str:
@@ -266,6 +267,7 @@ def section(runs: list[RunResult], machine: Machine, settings: Settings) -> str:
         f"asyncpg, {settings.workers} processes, {settings.connections} connections in all, "
         f"{settings.floor_duration:g} s.",
         f"- Database: {settings.database}.",
+        *([f"- Limiter: {settings.limiter}."] if settings.limiter else []),
         f"- Code: {settings.code}.",
         "",
     ]

@@ -34,6 +34,7 @@ from bench import floor, load, report, scenarios, seed
 from bench.pgmonitor import PgMonitor
 from bench.server import Service, rss_kib
 from tests.databases import asyncpg_dsn, drop_server_database
+from tests.redisserver import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
@@ -106,12 +107,13 @@ def database_server() -> Iterator[tuple[str, str]]:
         return
     from tests.postgres import throwaway_cluster
 
-    with throwaway_cluster() as url:
+    with throwaway_cluster(durable=True) as url:
         yield (
             url,
             (
-                "a throwaway PostgreSQL cluster (tests/postgres.py: fsync=off, "
-                "synchronous_commit=off, default shared_buffers)"
+                "a throwaway PostgreSQL cluster with PostgreSQL's durable defaults (fsync, "
+                "synchronous_commit and full_page_writes on; WAL on the same disk as the data; "
+                "default shared_buffers)"
             ),
         )
 
@@ -198,7 +200,9 @@ def bench_n(
         secret = secrets.token_urlsafe(32)
         with (
             PgMonitor(asyncpg_dsn(info.database_url)) as monitor,
-            Service(info.database_url, secret, args.workers) as service,
+            Service(
+                info.database_url, secret, args.workers, args.rate_limit_storage_url
+            ) as service,
         ):
             tokens = _log_in(service.base_url)
             captures = asyncio.run(floor.capture(info.database_url, secret, chosen, tokens))
@@ -347,7 +351,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrk_version = load.wrk_version()  # fails early, and clearly, without wrk
     runs: list[report.RunResult] = []
     failure: BaseException | None = None
-    with deadline(args.max_seconds), database_server() as (server_url, description):
+    with (
+        deadline(args.max_seconds),
+        database_server() as (server_url, description),
+        redis_server() as redis,
+    ):
+        args.rate_limit_storage_url = redis.url
         machine = report.Machine.read(asyncio.run(_postgres_version(server_url)), wrk_version)
         settings = report.Settings(
             duration=args.duration,
@@ -357,6 +366,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             threads=args.threads,
             workers=args.workers,
             database=description,
+            limiter=(
+                "the API rate limit on (100,000,000/minute: every request counted, none "
+                "refused), counting in a redis-server of its own on loopback"
+            ),
             command=_command(args),
             code=_code_version(),
         )

@@ -94,7 +94,9 @@ def machine_ticks() -> tuple[int, int]:
 class Service:
     """`uvicorn app.main:app` with its own environment, in a process group of its own."""
 
-    def __init__(self, database_url: str, secret_key: str, workers: int) -> None:
+    def __init__(
+        self, database_url: str, secret_key: str, workers: int, rate_limit_storage_url: str
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
         self.workers = workers
@@ -106,6 +108,7 @@ class Service:
             "LOG_LEVEL": "WARNING",
             # On, and counting every request, but high enough never to answer 429 here.
             "API_RATE_LIMIT": "100000000/minute",
+            "RATE_LIMIT_STORAGE_URL": rate_limit_storage_url,
         }
         self.log = Path(tempfile.mkstemp(prefix="bench-uvicorn-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None

@@ -42,7 +42,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[str]:
+def throwaway_cluster(*, durable: bool = False) -> Iterator[str]:
+    """A PostgreSQL cluster for as long as the `with` lasts. `durable`: PostgreSQL's own
+    defaults (fsync, synchronous_commit, full_page_writes on; WAL beside the data), as users
+    deploy it (the bench); else those off (the test suite: nothing it writes must survive)."""
     bindir = _bindir()
     as_root = os.geteuid() == 0
     workdir = Path(tempfile.mkdtemp(prefix="accounts-pg-"))
@@ -60,8 +63,9 @@ def throwaway_cluster() -> Iterator[str]:
 
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
-        options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        options += " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
     finally:
