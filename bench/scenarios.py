@@ -11,6 +11,7 @@ from app import demo
 from bench.seed import CONSULTANT_EMAIL, FILTER_TERMS, SeedInfo
 
 ACCOUNTS = "/api/v3_0/accounts"
+USERS = "/api/v3_0/users"
 TOKEN_PATH = "/api/requestAuthToken"
 #: The unpaginated list answers every account: only benched up to this many (as admin).
 LIST_ALL_MAX_N = 1000
@@ -24,7 +25,7 @@ LOGINS: dict[str, str] = {
 }
 
 #: The scenarios whose latency should not grow with N; `make bench` reports their scaling.
-SCALING = ("list_page", "list_page_deep", "list_filter", "list_sort_users")
+SCALING = ("list_page", "list_page_deep", "list_filter", "list_sort_users", "users_page")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +115,23 @@ def build(info: SeedInfo) -> tuple[list[Scenario], list[str]]:
         ),
         Scenario("get_one", "admin", paths=tuple(f"{ACCOUNTS}/{i}" for i in info.sample_ids)),
         Scenario("get_one", "user", paths=(f"{ACCOUNTS}/{info.user_account_id}",)),
+        # 16 clients on one account (they queue on its row lock), and spread over 64.
         Scenario(
             "patch",
+            "admin",
+            "PATCH",
+            paths=(f"{ACCOUNTS}/{info.patch_ids[0]}",),
+            patch_ids=info.patch_ids[:1],
+        ),
+        Scenario(
+            "patch_spread",
             "admin",
             "PATCH",
             paths=tuple(f"{ACCOUNTS}/{i}" for i in info.patch_ids),
             patch_ids=info.patch_ids,
         ),
+        Scenario("users_page", "admin", paths=(f"{USERS}?{page}",)),
+        Scenario("user_auditlog", "admin", paths=(f"{USERS}/{info.audited_user_id}/auditlog",)),
         Scenario("auditlog", "admin", paths=(f"{ACCOUNTS}/{info.audited_account_id}/auditlog",)),
         Scenario(
             "auditlog",

@@ -68,6 +68,8 @@ class SeedInfo:
     biggest_consultancy_clients: int
     user_account_id: int
     audited_account_id: int
+    #: The account-admin of that account (a demo user): the user audit log the bench reads.
+    audited_user_id: int
     sample_ids: tuple[int, ...]
     patch_ids: tuple[int, ...]
     filter_matches: int
@@ -348,6 +350,11 @@ async def _describe(
         biggest_consultancy_clients=clients,
         user_account_id=int(user_account),
         audited_account_id=int(audited),
+        audited_user_id=int(
+            await conn.fetchval(
+                'SELECT id FROM "user" WHERE email = $1', "test_prosumer_user_2@seita.nl"
+            )
+        ),
         sample_ids=_spread(ids, SAMPLE_ACCOUNTS),
         # Accounts only the PATCH scenario touches: no other scenario depends on their names.
         patch_ids=tuple(seeded[-PATCH_ACCOUNTS:]),
