@@ -283,24 +283,47 @@ async def set_password_with_link(
     if claims is None:
         return None
     try:
-        user = await users_repository.get_by_id(session, claims.user_id, lock=True)
+        user = await users_repository.get_by_id(session, claims.user_id)
     except UserNotFound:
         return None
     if not user.active or not claims.matches(user.password_hash, settings.signing_key):
         return None
-    await _set_password(session, None, user, password)
+    _check_password(password, user.email)
+    issued_for = user.password_hash
+    # The new password is hashed (argon2id: tens of milliseconds) with nothing held: no
+    # transaction, no row lock. Then the row is locked and the link checked again: used (or the
+    # password changed) in the meantime, it no longer works.
+    await session.rollback()
+    password_hash = await passwords.hash_password(password)
+    try:
+        user = await users_repository.get_by_id(session, claims.user_id, lock=True)
+    except UserNotFound:
+        return None
+    if not user.active or user.password_hash != issued_for:
+        return None
+    _apply_password(session, None, user, password_hash)
     user.last_login_at = user.last_seen_at = datetime.now(UTC)
     await session.commit()
     return user
 
 
+def _check_password(password: str, email: str) -> None:
+    problem = passwords.password_problem(password, email)
+    if problem is not None:
+        raise InvalidInput("json", "password", problem)
+
+
 async def _set_password(
     session: AsyncSession, who: Principal | None, user: User, password: str
 ) -> None:
-    problem = passwords.password_problem(password, user.email)
-    if problem is not None:
-        raise InvalidInput("json", "password", problem)
-    user.password_hash = await passwords.hash_password(password)
+    _check_password(password, user.email)
+    _apply_password(session, who, user, await passwords.hash_password(password))
+
+
+def _apply_password(
+    session: AsyncSession, who: Principal | None, user: User, password_hash: str
+) -> None:
+    user.password_hash = password_hash
     user.token_version += 1  # a new password revokes every token issued before it
     user.version += 1
     _audit(session, who, user, audit_events.PASSWORD_SET)
