@@ -10,7 +10,7 @@ from limits import RateLimitItem
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.tokens import bare_token, read_token
-from app.errors import Unauthorized, envelope
+from app.errors import TooManyRequests, Unauthorized, envelope
 from app.ratelimit import ResilientLimiter
 
 
@@ -108,8 +108,8 @@ class ApiRateLimit:
         if not counted.allowed:
             wait = counted.retry_after(time.time())
             response = envelope(
-                429,
-                "TOO_MANY_REQUESTS",
+                TooManyRequests.http_status,
+                TooManyRequests.status,
                 f"Too many requests: at most {self.limit}; try again in {wait} s.",
                 **{"Retry-After": str(wait)},
             )

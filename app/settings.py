@@ -75,33 +75,36 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _rate_strings(self) -> Settings:
-        for name, value in (
-            ("LOGIN_FAILURE_LIMIT", self.login_failure_limit),
-            ("API_RATE_LIMIT", self.api_rate_limit),
-        ):
-            if name == "API_RATE_LIMIT" and value.strip().lower() == "unlimited":
-                continue
-            try:
-                if limits.parse(value).amount < 1:
-                    raise ValueError("a limit of 0 refuses every request")
-            except ValueError:
-                raise ValueError(
-                    f"{name} must be a rate such as 500/minute or 10 per second"
-                    + (", or unlimited" if name == "API_RATE_LIMIT" else "")
-                ) from None
+        _rate("LOGIN_FAILURE_LIMIT", self.login_failure_limit, may_be_unlimited=False)
+        _rate("API_RATE_LIMIT", self.api_rate_limit, may_be_unlimited=True)
         return self
 
     @property
     def api_limit(self) -> limits.RateLimitItem | None:
         """`API_RATE_LIMIT` parsed, or None when it is unlimited."""
-        if self.api_rate_limit.strip().lower() == "unlimited":
-            return None
-        return limits.parse(self.api_rate_limit)
+        return _rate("API_RATE_LIMIT", self.api_rate_limit, may_be_unlimited=True)
 
     @property
     def signing_key(self) -> str:
         assert self.secret_key is not None  # set by the validator
         return self.secret_key.get_secret_value()
+
+
+def _rate(name: str, value: str, *, may_be_unlimited: bool) -> limits.RateLimitItem | None:
+    """A `limits` rate string of at least 1 per period, or None for `unlimited` where that is
+    allowed; else a ValueError naming the setting (not echoing its value)."""
+    if may_be_unlimited and value.strip().lower() == "unlimited":
+        return None
+    try:
+        item = limits.parse(value)
+    except ValueError:
+        item = None
+    if item is None or item.amount < 1:  # a limit of 0 would refuse every request
+        raise ValueError(
+            f"{name} must be a rate such as 500/minute or 10 per second"
+            + (", or unlimited" if may_be_unlimited else "")
+        )
+    return item
 
 
 @lru_cache

@@ -29,20 +29,18 @@ async def request_token(
     if wait is not None:
         raise TooManyRequests(wait)
     user = await users_repository.get_by_email(session, email)
-    found = None if user is None else (user.id, user.password_hash, user.active, user.token_version)
+    # What the rest needs, read before the rollback below expires the row.
+    user_id, token_version = (user.id, user.token_version) if user else (0, 0)
+    password_hash = user.password_hash if user else passwords.dummy_hash()  # same cost as a miss
+    usable = user is not None and user.active
     # Nothing is held while the password is checked (argon2id: tens of milliseconds in a
     # thread): no transaction, no pooled connection and, behind PgBouncer, no server connection.
     # Held, a burst of log-ins would take every server connection for its hashing time.
     await session.rollback()
-    if found is None:
-        await passwords.verify_password(password, passwords.dummy_hash())  # same cost as a miss
-        verified = False
-    else:
-        verified = await passwords.verify_password(password, found[1])
-    if found is None or not verified or not found[2]:
+    verified = await passwords.verify_password(password, password_hash)
+    if not (usable and verified):
         await limiter.failed(email, client_address)
         raise Unauthorized(LOGIN_FAILED)
-    user_id, _hash, _active, token_version = found
     await users_service.record_login(session, user_id)
     return _token_for(settings, user_id, token_version), user_id
 
