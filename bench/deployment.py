@@ -21,8 +21,9 @@ from contextlib import contextmanager
 
 import httpx
 
+from app import demo
 from bench.load import run_wrk
-from bench.scenarios import Scenario
+from bench.scenarios import LOGINS, TOKEN_PATH, Scenario
 from bench.server import descendants
 from tests.deploy.topology import Bouncer, Instance, Topology, topology
 
@@ -35,7 +36,6 @@ PATCH_SPREAD = Scenario(
     paths=tuple(f"/api/v3_0/accounts/{i}" for i in SPREAD),
     patch_ids=SPREAD,
 )
-LOGINS = {"user": "test_prosumer_user@seita.nl", "admin": "test_admin_user@seita.nl"}
 
 
 def server_connections(bouncer: Bouncer) -> int:
@@ -75,7 +75,7 @@ def sampling(read: Callable[[], int]) -> Iterator[list[int]]:
 
 def token(base_url: str, email: str) -> str:
     response = httpx.post(
-        f"{base_url}/api/requestAuthToken", json={"email": email, "password": "testtest"}
+        f"{base_url}{TOKEN_PATH}", json={"email": email, "password": demo.DEMO_PASSWORD}
     )
     response.raise_for_status()
     return str(response.json()["auth_token"])

@@ -129,6 +129,15 @@ class QueryCounter:
     def reset(self) -> None:
         self.statements.clear()
 
+    async def of_get(
+        self, client: AsyncClient, url: str, headers: dict[str, str], **params: object
+    ) -> int:
+        """How many statements one `GET url` takes (it must answer 200)."""
+        self.reset()
+        response = await client.get(url, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return self.count
+
 
 @pytest.fixture
 async def count_queries(

@@ -24,15 +24,6 @@ LIST_REQUESTS = {
 }
 
 
-async def _statements(
-    client: AsyncClient, count_queries: QueryCounter, headers: dict[str, str], **params: object
-) -> int:
-    count_queries.reset()
-    response = await client.get(URL, params=params, headers=headers)
-    assert response.status_code == 200
-    return count_queries.count
-
-
 @pytest.mark.parametrize("case", sorted(LIST_REQUESTS))
 async def test_list_statements_do_not_grow_with_the_number_of_accounts(
     client: AsyncClient, headers_for: Headers, count_queries: QueryCounter, case: str
@@ -45,9 +36,9 @@ async def test_list_statements_do_not_grow_with_the_number_of_accounts(
             await client.post(URL, json={"name": f"Test Account Extra {index}"}, headers=admin)
 
     await add_accounts(0, 10)  # every page asked for has rows
-    before = await _statements(client, count_queries, admin, **params)
+    before = await count_queries.of_get(client, URL, admin, **params)
     await add_accounts(10, 25)
-    after = await _statements(client, count_queries, admin, **params)
+    after = await count_queries.of_get(client, URL, admin, **params)
     assert after == before
     # principal, ids+rows of the page, their roles, both counts (+ the role's id)
     assert before <= 5

@@ -26,15 +26,6 @@ LIST_REQUESTS = {
 }
 
 
-async def _statements(
-    client: AsyncClient, count_queries: QueryCounter, headers: dict[str, str], **params: object
-) -> int:
-    count_queries.reset()
-    response = await client.get(URL, params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    return count_queries.count
-
-
 @pytest.mark.parametrize("case", sorted(LIST_REQUESTS))
 async def test_list_statements_do_not_grow_with_the_number_of_users(
     client: AsyncClient,
@@ -64,9 +55,9 @@ async def test_list_statements_do_not_grow_with_the_number_of_users(
             assert response.status_code == 201, response.text
 
     await add_users(0, 10)  # every page asked for has rows
-    before = await _statements(client, count_queries, admin, **params)
+    before = await count_queries.of_get(client, URL, admin, **params)
     await add_users(10, 25)
-    after = await _statements(client, count_queries, admin, **params)
+    after = await count_queries.of_get(client, URL, admin, **params)
     assert after == before
     # principal, the counts, ids+rows of the page, their roles, their accounts and those
     # accounts' roles: 7 at most, whatever the page size or the number of users
