@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from app.accounts.errors import AccountNotFound
 from app.accounts.models import Account, AccountRole, AccountTotal, account_account_role
 from app.accounts.schemas import AccountRead, AccountRoleOut
 from app.accounts.scope import account_scope_clause
+from app.audit.models import AuditRecord
 from app.auth.policy import AccountScope
 from app.db import storable_id
 from app.pagination import (
@@ -79,27 +92,127 @@ async def get_by_id(session: AsyncSession, account_id: int) -> AccountRead:
     )
 
 
-async def get_for_update(session: AsyncSession, account_id: int) -> Account:
-    """One account with its roles, its row locked until the transaction ends."""
-    if not storable_id(account_id):
-        raise AccountNotFound(account_id)
-    statement = (
-        select(Account)
-        .where(Account.id == account_id)
-        .options(joinedload(Account.account_roles))
-        # Only the account row: the roles come from the nullable side of an outer join.
-        .with_for_update(of=Account)
+# What a write answers: the account's columns as written (its roles are the caller's to add).
+_WRITTEN = tuple(getattr(Account, name) for name in _ACCOUNT_FIELDS)
+# The audit record's columns that come from the record itself; its account is the written row.
+_AUDIT_COLUMNS = (
+    "event",
+    "event_datetime",
+    "active_user_id",
+    "active_user_name",
+    "affected_user_id",
+)
+
+
+async def write_if_version(
+    session: AsyncSession,
+    account: AccountRead,
+    values: Mapping[str, Any],
+    roles: Sequence[AccountRole] | None,
+    record: AuditRecord,
+) -> AccountRead | None:
+    """Set `values` (and `roles`, when given) on the account, bump its version and add its
+    audit `record`, if its version is still the one `account` was read at; then the account as
+    written. None when the account changed since it was read: its row is
+    then locked until the transaction ends, so that reading it again and deciding again cannot
+    race another write.
+
+    On PostgreSQL the lock, the change and the record are one statement (a data-modifying CTE),
+    so the caller commits right after it and holds the lock for that statement and the commit
+    only. SQLite takes its write lock with the transaction's first statement (`app.db`): the
+    version cannot move between the read and this write there.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        row = await _write_in_one_statement(session, account, values, record)
+    else:
+        row = await _write_in_steps(session, account, values, record)
+    if row is None:
+        return None
+    if roles is None:
+        return AccountRead.model_construct(**row, account_roles=account.account_roles)
+    await _replace_roles(session, account.id, [role.id for role in roles])
+    return AccountRead.model_construct(
+        **row,
+        account_roles=[AccountRoleOut.model_construct(id=r.id, name=r.name) for r in roles],
     )
-    account = (await session.execute(statement)).unique().scalar_one_or_none()
-    if account is None:
-        raise AccountNotFound(account_id)
-    return account
+
+
+async def _write_in_one_statement(
+    session: AsyncSession, account: AccountRead, values: Mapping[str, Any], record: AuditRecord
+) -> RowMapping | None:
+    # locked: the row, locked (after any writer holding it commits, at its latest version);
+    # written: the change, only if that version is the one read; audited: its record, only if
+    # written. All three run whatever the final SELECT reads (add_cte).
+    locked = (
+        select(Account.id, Account.version)
+        .where(Account.id == account.id)
+        .with_for_update()
+        .cte("locked")
+    )
+    written = (
+        update(Account)
+        .where(Account.id == locked.c.id, locked.c.version == account.version)
+        .values(**values, version=Account.version + 1)
+        .returning(*_WRITTEN)
+        .cte("written")
+    )
+    audited = (
+        insert(AuditRecord)
+        .from_select(
+            [*_AUDIT_COLUMNS, "affected_account_id"],
+            select(*_audit_literals(record), written.c.id),
+        )
+        .cte("audited")
+    )
+    statement = select(*written.c).add_cte(audited)
+    return (await session.execute(statement)).mappings().one_or_none()
+
+
+async def _write_in_steps(
+    session: AsyncSession, account: AccountRead, values: Mapping[str, Any], record: AuditRecord
+) -> RowMapping | None:
+    statement = (
+        update(Account)
+        .where(Account.id == account.id, Account.version == account.version)
+        .values(**values, version=Account.version + 1)
+        .returning(*_WRITTEN)
+    )
+    row = (await session.execute(statement)).mappings().one_or_none()
+    if row is not None:
+        await session.execute(
+            insert(AuditRecord).values(
+                **{name: getattr(record, name) for name in _AUDIT_COLUMNS},
+                affected_account_id=account.id,
+            )
+        )
+    return row
+
+
+def _audit_literals(record: AuditRecord) -> list[ColumnElement[Any]]:
+    table = AuditRecord.__table__
+    return [literal(getattr(record, name), table.c[name].type) for name in _AUDIT_COLUMNS]
+
+
+async def _replace_roles(session: AsyncSession, account_id: int, role_ids: Sequence[int]) -> None:
+    await session.execute(
+        delete(account_account_role).where(account_account_role.c.account_id == account_id)
+    )
+    if role_ids:
+        await session.execute(
+            insert(account_account_role),
+            [{"account_id": account_id, "account_role_id": role_id} for role_id in role_ids],
+        )
 
 
 async def exists_by_id(session: AsyncSession, account_id: int) -> bool:
     if not storable_id(account_id):
         return False
     statement = select(exists().where(Account.id == account_id))
+    return bool((await session.execute(statement)).scalar())
+
+
+async def name_taken(session: AsyncSession, name: str) -> bool:
+    statement = select(exists().where(Account.name == name))
     return bool((await session.execute(statement)).scalar())
 
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app import errors
 from app.accounts import service as accounts_service
-from app.accounts.models import Account
 from app.accounts.schemas import (
     AccountCreate,
     AccountListQuery,
     AccountOut,
     AccountPage,
     AccountPatch,
+    AccountRead,
     AccountSortKey,
     AccountWithUserCount,
 )
@@ -159,8 +159,8 @@ async def create_account(
 
 async def _account_patch(
     id: AccountId, who: CurrentPrincipal, session: SessionDep, request: Request
-) -> Authorized[Account]:
-    """The account a PATCH is about (locked), once the caller may send it the fields they sent:
+) -> Authorized[AccountRead]:
+    """The account a PATCH is about, once the caller may send it the fields they sent:
     a dependency, so that these checks come before the body's validation (SPEC §4)."""
     fields = await fields_sent(request)
     return Authorized(who, await accounts_service.authorize_update(session, who, id, fields))
@@ -175,7 +175,7 @@ async def _account_patch(
 )
 async def update_account(
     patch: AccountPatch,
-    authorized: Annotated[Authorized[Account], Depends(_account_patch)],
+    authorized: Annotated[Authorized[AccountRead], Depends(_account_patch)],
     session: SessionDep,
     response: Response,
     if_match: Annotated[
@@ -196,7 +196,7 @@ async def update_account(
         session, authorized.who, authorized.resource, patch, if_match
     )
     response.headers["ETag"] = accounts_service.etag_of(updated)
-    return AccountOut.model_validate(updated)
+    return updated
 
 
 @router.get(

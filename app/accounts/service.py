@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,10 +56,11 @@ def etag_of(account: Account | AccountRead) -> str:
 
 async def authorize_update(
     session: AsyncSession, who: Principal, account_id: int, fields: Collection[str]
-) -> Account:
-    """Load (and lock) the account a PATCH is about and check that the caller may send it these
-    `fields` at all: before the body's values are validated (SPEC §4)."""
-    account = await accounts_repository.get_for_update(session, account_id)
+) -> AccountRead:
+    """Read the account a PATCH is about and check that the caller may send it these `fields`
+    at all: before the body's values are validated (SPEC §4). Nothing is locked: the write
+    checks that the account is still as read (`update_account`)."""
+    account = await accounts_repository.get_by_id(session, account_id)
     policy.authorize_account_patch(who, account, fields)
     return account
 
@@ -134,14 +136,17 @@ async def insert_account(
 async def update_account(
     session: AsyncSession,
     who: Principal,
-    account: Account,
+    account: AccountRead,
     patch: AccountPatch,
     if_match: str | None = None,
-) -> Account:
-    """Apply a PATCH to an account loaded (and locked) by `authorize_update`.
+) -> AccountRead:
+    """Apply a PATCH to an account read by `authorize_update`.
 
     Any 4xx leaves the account as it was; an effective change and its audit record are
-    committed together, a no-op writes nothing.
+    committed together, a no-op writes nothing. Everything is checked without a lock; the
+    write then applies only if the account is still at the version read. If it has moved on,
+    the write has locked it instead: it is read again and the PATCH decided again (access,
+    `If-Match`, what changes), which no other writer can race any more.
     """
     given = patch.model_fields_set
     if not etags.if_match_holds(if_match, etag_of(account)):
@@ -155,16 +160,29 @@ async def update_account(
         if unknown:
             raise InvalidInput("json", "account_roles", f"Unknown account role id(s): {unknown}.")
     if "name" in given and patch.name is not None and patch.name != account.name:
+        # A name taken after this check still meets the unique constraint: the same 422.
         await _ensure_name_free(session, patch.name)
 
-    changed = _apply(account, patch, roles)
-    if not changed:
-        return account
-    account.version += 1
-    audit_repository.add(session, audit_events.account_updated(who, account.id, changed))
-    async with _unique_name(session, account.name):
-        await session.commit()
-    return account
+    for _attempt in range(2):
+        values, changed = _changes(account, patch, roles)
+        if not changed:
+            return account
+        record = audit_events.account_updated(who, account.id, changed)
+        new_roles = roles if "account_roles" in changed else None
+        async with _unique_name(session, values.get("name", account.name)):
+            written = await accounts_repository.write_if_version(
+                session, account, values, new_roles, record
+            )
+            if written is not None:
+                await session.commit()
+                return written
+        # Changed since it was read, and locked now: decide again on what it is.
+        account = await accounts_repository.get_by_id(session, account.id)
+        policy.authorize_account_patch(who, account, given)
+        if not etags.if_match_holds(if_match, etag_of(account)):
+            raise PreconditionFailed()
+    # Unreachable: the second write finds the version it read under the lock.
+    raise RuntimeError(f"account {account.id} changed while locked")
 
 
 # The order in which the audit event names changed fields (SPEC §6).
@@ -178,21 +196,23 @@ AUDITED_FIELDS = (
 )
 
 
-def _apply(account: Account, patch: AccountPatch, roles: list[AccountRole] | None) -> list[str]:
-    """Set the fields whose value really changes; return their names in audit order."""
-    changed = []
+def _changes(
+    account: AccountRead, patch: AccountPatch, roles: list[AccountRole] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The columns whose value really changes, and the names of the changed fields in audit
+    order (`account_roles` last)."""
+    values: dict[str, Any] = {}
     for field in AUDITED_FIELDS:
         if field in patch.model_fields_set:
             value = getattr(patch, field)
             if getattr(account, field) != value:
-                setattr(account, field, value)
-                changed.append(field)
+                values[field] = value
+    changed = list(values)
     if roles is not None and {role.id for role in roles} != {
         role.id for role in account.account_roles
     }:
-        account.account_roles = roles
         changed.append("account_roles")
-    return changed
+    return values, changed
 
 
 async def get_audit_log(
@@ -214,7 +234,7 @@ def _unknown_consultancy(account_id: int) -> InvalidInput:
 
 
 async def _ensure_name_free(session: AsyncSession, name: str) -> None:
-    if await accounts_repository.get_by_name(session, name) is not None:
+    if await accounts_repository.name_taken(session, name):
         raise _name_taken(name)
 
 

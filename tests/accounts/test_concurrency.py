@@ -18,9 +18,14 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from pydantic import SecretStr
 
+from app.accounts import repository as accounts_repository
+from app.accounts import service as accounts_service
+from app.accounts.schemas import AccountPatch, AccountRead
 from app.auth import tokens
+from app.errors import PreconditionFailed
 from app.main import create_app
 from app.settings import Settings
+from app.users import repository as users_repository
 from tests.conftest import SECRET
 from tests.databases import Backend, create_database, drop_database, migrate
 from tests.world import World, seed
@@ -205,3 +210,83 @@ async def test_concurrent_renames_of_two_accounts_to_one_name_let_one_win(
         "Account Updated, Field: name",
     ]
     assert await audit_events(http, live, loser) == ["Account Created"]
+
+
+# A PATCH reads the account without a lock and writes only if it is still at the version read
+# (app.accounts.service.update_account). These drive the service with a read that another
+# request has made stale, which racing requests hit only by chance.
+
+
+async def _read(live: Live, account_id: int) -> AccountRead:
+    async with live.app.state.sessionmaker() as session:
+        return await accounts_repository.get_by_id(session, account_id)
+
+
+async def _update(
+    live: Live, account: AccountRead, body: dict[str, Any], if_match: str | None = None
+) -> AccountRead:
+    async with live.app.state.sessionmaker() as session:
+        who = await users_repository.get_principal(session, live.world.user("admin").id)
+        assert who is not None
+        patch = AccountPatch.model_validate(body)
+        return await accounts_service.update_account(session, who, account, patch, if_match)
+
+
+async def test_a_patch_whose_read_went_stale_is_decided_again_on_the_account_as_it_is(
+    http: AsyncClient, live: Live
+) -> None:
+    account_id = await new_account(http, live, "Stale Read")
+    stale = await _read(live, account_id)
+    meanwhile = await http.patch(
+        f"{URL}/{account_id}", json={"primary_color": "#111111"}, headers=live.headers("admin")
+    )
+    assert meanwhile.status_code == 200
+    written = await _update(live, stale, {"name": "Stale Read Renamed", "primary_color": "#111111"})
+    # The colour was already set by the other request: only the name changed, once more.
+    assert (written.name, written.primary_color) == ("Stale Read Renamed", "#111111")
+    assert written.version == stale.version + 2
+    read = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
+    assert read.json()["name"] == "Stale Read Renamed"
+    assert read.headers["ETag"] == accounts_service.etag_of(written)
+    assert await audit_events(http, live, account_id) == [
+        "Account Created",
+        "Account Updated, Field: primary_color",
+        "Account Updated, Field: name",
+    ]
+
+
+async def test_a_stale_patch_that_another_request_already_made_writes_nothing(
+    http: AsyncClient, live: Live
+) -> None:
+    account_id = await new_account(http, live, "Stale No-op")
+    stale = await _read(live, account_id)
+    body = {"secondary_color": "#abcdef"}
+    meanwhile = await http.patch(f"{URL}/{account_id}", json=body, headers=live.headers("admin"))
+    assert meanwhile.status_code == 200
+    answered = await _update(live, stale, body)
+    assert answered.secondary_color == "#abcdef"
+    assert answered.version == stale.version + 1  # the other request's version: no new one
+    assert await audit_events(http, live, account_id) == [
+        "Account Created",
+        "Account Updated, Field: secondary_color",
+    ]
+
+
+async def test_a_stale_patch_with_if_match_is_refused_and_changes_nothing(
+    http: AsyncClient, live: Live
+) -> None:
+    account_id = await new_account(http, live, "Stale Guarded")
+    stale = await _read(live, account_id)
+    meanwhile = await http.patch(
+        f"{URL}/{account_id}", json={"logo_url": None}, headers=live.headers("admin")
+    )
+    assert meanwhile.status_code == 200
+    other = await http.patch(
+        f"{URL}/{account_id}", json={"primary_color": "#222222"}, headers=live.headers("admin")
+    )
+    assert other.status_code == 200
+    with pytest.raises(PreconditionFailed):
+        await _update(live, stale, {"name": "Stale Guarded 2"}, accounts_service.etag_of(stale))
+    read = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
+    assert read.json()["name"] == "Stale Guarded"
+    assert read.headers["ETag"] == other.headers["ETag"]

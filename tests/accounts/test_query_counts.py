@@ -9,6 +9,7 @@ import pytest
 from httpx import AsyncClient
 
 from tests.conftest import QueryCounter
+from tests.databases import Backend
 from tests.world import World
 
 URL = "/api/v3_0/accounts"
@@ -69,3 +70,31 @@ async def test_audit_log_page_statements_are_constant(
         for index in range(10):
             await client.patch(url, json={"name": f"Renamed {round_} {index}"}, headers=admin)
     assert counts[0] == counts[1] == 4  # principal, account, page of records, counts
+
+
+async def test_a_patch_locks_the_account_in_its_last_statement(
+    client: AsyncClient,
+    headers_for: Headers,
+    count_queries: QueryCounter,
+    world: World,
+    backend: Backend,
+) -> None:
+    """Everything is read and checked first; the change, its audit record and (on PostgreSQL)
+    the row lock are the last statement, so that the lock is held for it and the commit."""
+    url = f"{URL}/{world.account('Test Prosumer Account')}"
+    count_queries.reset()
+    admin = headers_for("admin")
+    response = await client.patch(url, json={"name": "Renamed In One"}, headers=admin)
+    assert response.status_code == 200, response.text
+    statements = count_queries.statements
+    reads, writes = statements[:3], statements[3:]  # principal, account with roles, name free?
+    assert not any("UPDATE" in read.upper() for read in reads), statements
+    if backend.name == "postgresql":
+        (write,) = writes
+        assert "FOR UPDATE" in write
+        assert "UPDATE account SET" in write
+        assert "INSERT INTO audit_log" in write
+    else:  # SQLite: the transaction's first statement took its write lock (app.db)
+        assert len(writes) == 2, statements
+        assert writes[0].startswith("UPDATE account SET")
+        assert writes[1].startswith("INSERT INTO audit_log")
