@@ -211,9 +211,15 @@ async def exists_by_id(session: AsyncSession, account_id: int) -> bool:
     return bool((await session.execute(statement)).scalar())
 
 
+_NAME_TAKEN = DriverQuery(
+    select(exists().where(Account.name == bindparam("name")).label("taken"))
+)
+
+
 async def name_taken(session: AsyncSession, name: str) -> bool:
-    statement = select(exists().where(Account.name == name))
-    return bool((await session.execute(statement)).scalar())
+    """Whether an account has this name (a PATCH's rename checks it: on the driver)."""
+    (row,) = await _NAME_TAKEN.rows(session, name=name)
+    return bool(row["taken"])
 
 
 async def get_by_name(session: AsyncSession, name: str) -> Account | None:
