@@ -38,11 +38,16 @@ class WrkResult:
     machine_busy: float
     #: PostgreSQL sessions (connections) the service opened during the run.
     sessions_opened: int | None
+    #: The harness's helpers the service talks to besides PostgreSQL (the SMTP sink).
+    helper_cpu: float = 0.0
 
     @property
     def other_cpu(self) -> float:
         """Busy time of everything else on the machine (other jobs disturb the numbers)."""
-        return max(0.0, self.machine_busy - self.wrk_cpu - self.app_cpu - self.pg_cpu)
+        return max(
+            0.0,
+            self.machine_busy - self.wrk_cpu - self.app_cpu - self.pg_cpu - self.helper_cpu,
+        )
 
     @property
     def error_count(self) -> int:
@@ -76,6 +81,7 @@ def run_wrk(
     app_pids: Callable[[], list[int]],
     pg_pids: Callable[[], list[int]],
     pg_sessions: Callable[[], int | None],
+    helper_pids: Callable[[], list[int]] = list,
 ) -> WrkResult:
     """One wrk run of the scenario; raises if wrk fails or prints no summary."""
     env = {
@@ -104,6 +110,7 @@ def run_wrk(
     sessions_before = pg_sessions()
     app_before = cpu_by_pid(app_pids())
     pg_before = cpu_by_pid(pg_pids())
+    helper_before = cpu_by_pid(helper_pids())
     busy_before, total_before = machine_ticks()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -120,6 +127,7 @@ def run_wrk(
     busy_after, total_after = machine_ticks()
     app_after = cpu_by_pid(app_pids())
     pg_after = cpu_by_pid(pg_pids())
+    helper_after = cpu_by_pid(helper_pids())
     sessions_after = pg_sessions()
     if result.returncode != 0:
         raise RuntimeError(f"wrk exited {result.returncode}: {result.stderr.strip()[:500]}")
@@ -153,6 +161,7 @@ def run_wrk(
             if sessions_before is None or sessions_after is None
             else sessions_after - sessions_before
         ),
+        helper_cpu=cpu_used(helper_before, helper_after) / (wall * cores),
     )
 
 
