@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 import shutil
 import subprocess
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.replay import UNIQUE
 from bench.scenarios import Scenario
 from bench.server import cpu_by_pid, cpu_used, machine_ticks
 
@@ -92,6 +94,8 @@ def run_wrk(
         "BENCH_PATHS": "\n".join(scenario.paths),
         "BENCH_PATCH_IDS": ",".join(str(i) for i in scenario.patch_ids),
         "BENCH_THREADS": str(threads),
+        # A fresh nonce per wrk run: its requests' unique values meet no earlier run's.
+        "BENCH_NONCE": secrets.token_hex(6) if UNIQUE in (scenario.body or "") else "",
     }
     command = [
         wrk_path(),
