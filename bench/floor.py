@@ -5,6 +5,10 @@ every statement SQLAlchemy sends (`before_cursor_execute`) for one request of ea
 scenario. `FloorWorkers` replays those statements through asyncpg pools in as many processes as
 the service has workers, at the same concurrency and for the same duration: what the database
 alone allows, with no HTTP, no framework and no ORM in the way.
+
+A scenario whose body differs per request (UNIQUE: a new user's email) is captured with a
+one-off value there; each parameter holding that value becomes a `Fresh` marker, which the
+replay fills with a value of its own on every request (bench/replay.py, `bind`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import math
 import multiprocessing
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,8 +29,8 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import event
 
-from bench.replay import Job, Statement, Tally, worker_main
-from bench.scenarios import Scenario
+from bench.replay import UNIQUE, Fresh, Job, Statement, Tally, has_markers, worker_main
+from bench.scenarios import Scenario, unique_body
 from bench.server import CLOCK_TICKS, cpu_by_pid, cpu_used, machine_ticks
 
 #: At most this many variants (paths, patched accounts) of one scenario are captured.
@@ -94,7 +99,8 @@ async def capture(
                 for index, path in enumerate(scenario.paths[:MAX_VARIANTS]):
                     recorded.clear()
                     committed.clear()
-                    body = scenario.body
+                    unique = f"capture-{secrets.token_hex(6)}"
+                    body = unique_body(scenario, unique)
                     if scenario.patch_ids:
                         # A third name, so that the captured PATCH really changes something.
                         body = json.dumps({"name": f"Bench Floor {scenario.patch_ids[index]}"})
@@ -109,7 +115,10 @@ async def capture(
                             f"capture of {scenario.key} {scenario.method} {path}: "
                             f"{response.status_code} {response.text[:200]}"
                         )
-                    variants.append(tuple(recorded))
+                    statements = _marked(recorded, unique)
+                    if UNIQUE in (scenario.body or "") and not has_markers(statements):
+                        raise RuntimeError(f"capture of {scenario.key}: no parameter to vary")
+                    variants.append(statements)
                 captures[scenario.key] = Capture(tuple(variants), transactional=bool(committed))
     finally:
         with contextlib.suppress(Exception):
@@ -117,6 +126,21 @@ async def capture(
             event.remove(engine, "commit", on_commit)
         await app.state.engine.dispose()
     return captures
+
+
+def _marked(recorded: Sequence[Statement], unique: str) -> tuple[Statement, ...]:
+    """The statements with every string parameter that holds `unique` (the request's one-off
+    value) turned into a `Fresh` marker around it."""
+    return tuple(
+        (
+            sql,
+            tuple(
+                Fresh(p.replace(unique, UNIQUE)) if isinstance(p, str) and unique in p else p
+                for p in parameters
+            ),
+        )
+        for sql, parameters in recorded
+    )
 
 
 def _headers(token: str) -> dict[str, str]:

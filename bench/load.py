@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 import shutil
 import subprocess
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.replay import UNIQUE
 from bench.scenarios import Scenario
 from bench.server import cpu_by_pid, cpu_used, machine_ticks
 
@@ -38,11 +40,16 @@ class WrkResult:
     machine_busy: float
     #: PostgreSQL sessions (connections) the service opened during the run.
     sessions_opened: int | None
+    #: The harness's helpers the service talks to besides PostgreSQL (the SMTP sink).
+    helper_cpu: float = 0.0
 
     @property
     def other_cpu(self) -> float:
         """Busy time of everything else on the machine (other jobs disturb the numbers)."""
-        return max(0.0, self.machine_busy - self.wrk_cpu - self.app_cpu - self.pg_cpu)
+        return max(
+            0.0,
+            self.machine_busy - self.wrk_cpu - self.app_cpu - self.pg_cpu - self.helper_cpu,
+        )
 
     @property
     def error_count(self) -> int:
@@ -76,6 +83,7 @@ def run_wrk(
     app_pids: Callable[[], list[int]],
     pg_pids: Callable[[], list[int]],
     pg_sessions: Callable[[], int | None],
+    helper_pids: Callable[[], list[int]] = list,
 ) -> WrkResult:
     """One wrk run of the scenario; raises if wrk fails or prints no summary."""
     env = {
@@ -86,6 +94,8 @@ def run_wrk(
         "BENCH_PATHS": "\n".join(scenario.paths),
         "BENCH_PATCH_IDS": ",".join(str(i) for i in scenario.patch_ids),
         "BENCH_THREADS": str(threads),
+        # A fresh nonce per wrk run: its requests' unique values meet no earlier run's.
+        "BENCH_NONCE": secrets.token_hex(6) if UNIQUE in (scenario.body or "") else "",
     }
     command = [
         wrk_path(),
@@ -104,6 +114,7 @@ def run_wrk(
     sessions_before = pg_sessions()
     app_before = cpu_by_pid(app_pids())
     pg_before = cpu_by_pid(pg_pids())
+    helper_before = cpu_by_pid(helper_pids())
     busy_before, total_before = machine_ticks()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -120,6 +131,7 @@ def run_wrk(
     busy_after, total_after = machine_ticks()
     app_after = cpu_by_pid(app_pids())
     pg_after = cpu_by_pid(pg_pids())
+    helper_after = cpu_by_pid(helper_pids())
     sessions_after = pg_sessions()
     if result.returncode != 0:
         raise RuntimeError(f"wrk exited {result.returncode}: {result.stderr.strip()[:500]}")
@@ -153,6 +165,7 @@ def run_wrk(
             if sessions_before is None or sessions_after is None
             else sessions_after - sessions_before
         ),
+        helper_cpu=cpu_used(helper_before, helper_after) / (wall * cores),
     )
 
 

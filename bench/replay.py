@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
@@ -18,8 +19,48 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import uvloop
 
-#: (sql, parameters): the asyncpg dialect already renders `$n` placeholders.
+#: (sql, parameters): the asyncpg dialect already renders `$n` placeholders. A parameter may be
+#: a marker (below) that `bind` replaces by a value of its own on every replayed request.
 Statement = tuple[str, tuple[Any, ...]]
+
+#: Where a `Fresh` template takes the string unique to one request (the scenarios' bodies use
+#: the same placeholder: bench/scenarios.py).
+UNIQUE = "{unique}"
+
+
+# --- markers: captured parameters that must differ from one replayed request to the next ----
+# A replayed INSERT of the captured email would hit the unique constraint from its second
+# request on. bench/floor.py puts a marker where the captured request had such a one-off value;
+# `bind` turns every marker into its value for the request being replayed. Another kind of
+# marker: a frozen dataclass with a `value(unique)` method, added to MARKERS.
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """A string no other replayed request uses: `template` with UNIQUE replaced by the
+    request's unique string, e.g. Fresh("bench-invite-{unique}@bench.example")."""
+
+    template: str
+
+    def value(self, unique: str) -> str:
+        return self.template.replace(UNIQUE, unique)
+
+
+#: Every kind of marker `bind` replaces.
+MARKERS: tuple[type[Fresh], ...] = (Fresh,)
+
+
+def has_markers(statements: tuple[Statement, ...]) -> bool:
+    return any(isinstance(p, MARKERS) for _sql, parameters in statements for p in parameters)
+
+
+def bind(statements: tuple[Statement, ...], unique: str) -> tuple[Statement, ...]:
+    """One request's statements with every marker replaced by its value for that request;
+    `unique` is a string no other replayed request gets (of any run, worker or job)."""
+    return tuple(
+        (sql, tuple(p.value(unique) if isinstance(p, MARKERS) else p for p in parameters))
+        for sql, parameters in statements
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +130,10 @@ class Replayer:
         await asyncio.sleep(max(0.0, job.start_at - time.time()))
         deadline = time.perf_counter() + min(job.duration, MAX_JOB_SECONDS)
         sequence = iter(range(job.offset, job.offset + 10**9))
+        # Variants without markers are replayed as captured, with no per-request work.
+        marked = [has_markers(variant) for variant in job.variants]
+        run_nonce = secrets.token_hex(6)  # this job in this worker: unique across runs
+        count = iter(range(10**9))
 
         async def one(conn: asyncpg.Connection, statements: tuple[Statement, ...]) -> None:
             for sql, parameters in statements:
@@ -96,7 +141,10 @@ class Replayer:
 
         async def client() -> None:
             while time.perf_counter() < deadline:
-                statements = job.variants[next(sequence) % len(job.variants)]
+                index = next(sequence) % len(job.variants)
+                statements = job.variants[index]
+                if marked[index]:
+                    statements = bind(statements, f"floor-{run_nonce}-{next(count)}")
                 started = time.perf_counter()
                 try:
                     async with pool.acquire() as conn:

@@ -77,6 +77,8 @@ class ScenarioRow:
     wrk: WrkResult | None = None
     floor: FloorResult | None = None
     failure: str | None = None
+    #: Scenarios that send mail: the mails that reached the SMTP sink in the measured run.
+    mails: int | None = None
 
     @property
     def key(self) -> str:
@@ -185,6 +187,18 @@ def line(row: ScenarioRow, noise_limit: float = 0.25) -> str:
         _percent(wrk.other_cpu),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def mail_note(row: ScenarioRow) -> str:
+    """How many mails a mail-sending scenario got through, beside its answered requests."""
+    wrk = row.wrk
+    answered = 0 if wrk is None else wrk.requests - wrk.errors.get("status", 0)
+    helper = "" if wrk is None else f"; the sink used {_percent(wrk.helper_cpu)} of the machine"
+    return (
+        f"{row.key}: {row.mails:,} mails reached the bench's SMTP sink during the measured run, "
+        f"for {answered:,} successful requests counted by wrk (mail delivery is not in the "
+        f"floor{helper}, which CPU other leaves out)."
+    )
 
 
 def table(run: RunResult) -> str:

@@ -33,6 +33,7 @@ from app import demo
 from bench import floor, load, report, scenarios, seed
 from bench.pgmonitor import PgMonitor
 from bench.server import Service, rss_kib
+from bench.smtpsink import SmtpSink
 from tests.databases import asyncpg_dsn, drop_server_database
 from tests.redisserver import redis_server
 
@@ -162,7 +163,7 @@ def _log_in(base_url: str) -> dict[str, str]:
 
 def _probe(base_url: str, scenario: scenarios.Scenario, token: str) -> str | None:
     """One request of the scenario; the reason it is not a 2xx, or None."""
-    body = scenario.body
+    body = scenarios.unique_body(scenario, f"probe-{secrets.token_hex(6)}")
     if scenario.patch_ids:
         body = scenarios.patch_body(scenario.patch_ids[0], 1)
     with httpx.Client(base_url=base_url, timeout=30) as http:
@@ -201,7 +202,11 @@ def bench_n(
         with (
             PgMonitor(asyncpg_dsn(info.database_url)) as monitor,
             Service(
-                info.database_url, secret, args.workers, args.rate_limit_storage_url
+                info.database_url,
+                secret,
+                args.workers,
+                args.rate_limit_storage_url,
+                smtp_url=args.smtp_sink.url,
             ) as service,
         ):
             tokens = _log_in(service.base_url)
@@ -215,6 +220,9 @@ def bench_n(
                 )
                 result.rows.append(row)
                 _say(f"[N={n}] {report.line(row, args.noise_limit)}")
+                if row.mails is not None:
+                    result.notes.append(report.mail_note(row))
+                    _say(f"[N={n}] {result.notes[-1]}")
             result.rss_end_mib = rss_kib(service.pids()) / 1024
             if not args.smoke:
                 soak = next((s for s in chosen if s.key == SOAK_SCENARIO), None)
@@ -241,6 +249,7 @@ def _wrk_options(service: Service, args: argparse.Namespace, monitor: PgMonitor)
         "app_pids": service.pids,
         "pg_pids": monitor.pids,
         "pg_sessions": monitor.sessions,
+        "helper_pids": args.smtp_sink.pids,
     }
 
 
@@ -284,12 +293,32 @@ def _bench_scenario(
     if args.warmup > 0:
         load.run_wrk(service.base_url, scenario, token, duration=args.warmup, **options)
     duration = max(args.duration, scenario.min_duration)
-    row.wrk = quietest(
-        lambda: load.run_wrk(service.base_url, scenario, token, duration=duration, **options),
-        lambda result: result.other_cpu,
-        args,
-    )
+    sink: SmtpSink = args.smtp_sink
+
+    def measure() -> tuple[load.WrkResult, int | None]:
+        """One wrk run, and for a scenario that sends mail the mails that arrived meanwhile."""
+        before = _mails_settled(sink) if scenario.sends_mail else 0
+        run = load.run_wrk(service.base_url, scenario, token, duration=duration, **options)
+        return run, (_mails_settled(sink) - before) if scenario.sends_mail else None
+
+    row.wrk, row.mails = quietest(measure, lambda result: result[0].other_cpu, args)
+    if row.mails == 0 and row.wrk.requests > row.wrk.errors.get("status", 0):
+        row.failure = "requests succeeded, but no mail reached the SMTP sink"
     return row
+
+
+def _mails_settled(sink: SmtpSink, seconds: float = 5.0) -> int:
+    """The sink's count once it stopped growing (requests still in flight after wrk stopped,
+    or mails sent after the response, have arrived), waiting `seconds` at most."""
+    count = sink.received()
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at:
+        time.sleep(0.1)
+        again = sink.received()
+        if again == count:
+            break
+        count = again
+    return count
 
 
 def quietest(measure: Callable[[], T], noise: Callable[[T], float], args: argparse.Namespace) -> T:
@@ -355,8 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         deadline(args.max_seconds),
         database_server() as (server_url, description),
         redis_server() as redis,
+        SmtpSink() as smtp_sink,
     ):
         args.rate_limit_storage_url = redis.url
+        args.smtp_sink = smtp_sink
         machine = report.Machine.read(asyncio.run(_postgres_version(server_url)), wrk_version)
         settings = report.Settings(
             duration=args.duration,

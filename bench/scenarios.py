@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from app import demo
+from bench.replay import UNIQUE
 from bench.seed import CONSULTANT_EMAIL, FILTER_TERMS, SeedInfo
 
 ACCOUNTS = "/api/v3_0/accounts"
@@ -31,7 +32,8 @@ SCALING = ("list_page", "list_page_deep", "list_filter", "list_sort_users", "use
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """One request shape. `paths` are cycled through; a PATCH cycles over `patch_ids` instead,
-    alternating each account's name between two values."""
+    alternating each account's name between two values. A `body` holding UNIQUE gets a string
+    of its own there in every request (`unique_body`; the Lua script does the same)."""
 
     name: str
     role: str
@@ -43,6 +45,8 @@ class Scenario:
     floor_verifies_password: bool = False
     #: Seconds at least (wrk counts only requests that finish within its run).
     min_duration: float = 0.0
+    #: Every request sends a mail: the harness counts those that reach its SMTP sink.
+    sends_mail: bool = False
 
     @property
     def key(self) -> str:
@@ -56,6 +60,23 @@ def patch_name(account_id: int, parity: int) -> str:
 
 def patch_body(account_id: int, parity: int) -> str:
     return json.dumps({"name": patch_name(account_id, parity)})
+
+
+def unique_body(scenario: Scenario, unique: str) -> str | None:
+    """The scenario's body for one request outside wrk (the probe, the floor's capture), with
+    UNIQUE replaced by `unique`, a string no other request of the bench uses."""
+    return None if scenario.body is None else scenario.body.replace(UNIQUE, unique)
+
+
+def invite_body(account_id: int) -> str:
+    """A new user per request (POST /users; SPEC §9): the email is unique by UNIQUE."""
+    return json.dumps(
+        {
+            "email": f"bench-invite-{UNIQUE}@bench.example",
+            "username": "Bench Invitee",
+            "account_id": account_id,
+        }
+    )
 
 
 def build(info: SeedInfo) -> tuple[list[Scenario], list[str]]:
@@ -137,6 +158,15 @@ def build(info: SeedInfo) -> tuple[list[Scenario], list[str]]:
             "auditlog",
             "account-admin",
             paths=(f"{ACCOUNTS}/{info.audited_account_id}/auditlog",),
+        ),
+        # Last: the users it adds (thousands, into one account) are then in no other's way.
+        Scenario(
+            "invite",
+            "admin",
+            "POST",
+            (USERS,),
+            invite_body(info.invite_account_id),
+            sends_mail=True,
         ),
     ]
     return scenarios, notes

@@ -72,6 +72,8 @@ class SeedInfo:
     audited_user_id: int
     sample_ids: tuple[int, ...]
     patch_ids: tuple[int, ...]
+    #: The account the invite scenario adds its users to (no other scenario writes to it).
+    invite_account_id: int
     filter_matches: int
     seconds: dict[str, float]
 
@@ -358,6 +360,7 @@ async def _describe(
         sample_ids=_spread(ids, SAMPLE_ACCOUNTS),
         # Accounts only the PATCH scenario touches: no other scenario depends on their names.
         patch_ids=tuple(seeded[-PATCH_ACCOUNTS:]),
+        invite_account_id=int(seeded[-PATCH_ACCOUNTS - 1]),
         filter_matches=int(matches),
         seconds=seconds,
     )

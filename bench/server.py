@@ -95,7 +95,12 @@ class Service:
     """`uvicorn app.main:app` with its own environment, in a process group of its own."""
 
     def __init__(
-        self, database_url: str, secret_key: str, workers: int, rate_limit_storage_url: str
+        self,
+        database_url: str,
+        secret_key: str,
+        workers: int,
+        rate_limit_storage_url: str,
+        smtp_url: str | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
@@ -110,6 +115,8 @@ class Service:
             "API_RATE_LIMIT": "100000000/minute",
             "RATE_LIMIT_STORAGE_URL": rate_limit_storage_url,
         }
+        if smtp_url:  # else production has no mailer: a request that sends mail answers 503
+            self.env["SMTP_URL"] = smtp_url
         self.log = Path(tempfile.mkstemp(prefix="bench-uvicorn-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -44,3 +44,7 @@ def test_bench_smoke_runs_every_scenario_without_errors(tmp_path: Path) -> None:
         assert sum(scenario["wrk"]["errors"].values()) == 0, scenario["key"]
         assert scenario["floor"]["requests"] > 0, scenario["key"]
         assert scenario["floor"]["errors"] == 0, scenario["key"]
+    # The invitations' mails reached the harness's SMTP sink (the run fails if none did).
+    invites = [scenario for scenario in scenarios if scenario["key"] == "invite/admin"]
+    assert invites, "the invite scenario did not run"
+    assert all(scenario["mails"] > 0 for scenario in invites)

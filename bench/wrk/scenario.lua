@@ -6,6 +6,8 @@
 --   BENCH_PATCH_IDS  comma-separated account ids (PATCH mode: the i-th id goes with the i-th
 --                    path; each account's name alternates between "Bench Patch <id> A" and B)
 --   BENCH_THREADS    wrk's -t, so that the threads' request counters interleave
+--   BENCH_NONCE      this wrk run's nonce (empty: none); with it, "{unique}" in the body is
+--                    replaced in every request by "<nonce>-<thread id>-<thread's counter>"
 -- done() prints one line "BENCH_JSON {...}" with the summary (latencies in microseconds).
 
 local method = os.getenv("BENCH_METHOD") or "GET"
@@ -31,6 +33,16 @@ if body == "" then
   body = nil
 end
 
+-- A body with "{unique}" (and a nonce): split once here, joined around a new value per request.
+local nonce = os.getenv("BENCH_NONCE") or ""
+local body_head, body_tail
+if nonce ~= "" and body then
+  local from, to = string.find(body, "{unique}", 1, true)
+  if from then
+    body_head, body_tail = string.sub(body, 1, from - 1), string.sub(body, to + 1)
+  end
+end
+
 local started_threads = 0
 local counter = 0
 
@@ -47,6 +59,10 @@ function request()
     local parity = math.floor(k / #patch_ids) % 2
     local name = "Bench Patch " .. patch_ids[i + 1] .. " " .. (parity == 0 and "A" or "B")
     return wrk.format(method, paths[i + 1], headers, '{"name": "' .. name .. '"}')
+  end
+  if body_head then
+    local unique = nonce .. "-" .. (tid or 0) .. "-" .. (counter - 1)
+    return wrk.format(method, paths[i + 1], headers, body_head .. unique .. body_tail)
   end
   return wrk.format(method, paths[i + 1], headers, body)
 end
