@@ -18,6 +18,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import event
 
-from bench.replay import UNIQUE, Fresh, Job, Statement, Tally, has_markers, worker_main
+from bench.replay import UNIQUE, Fresh, FromRow, Job, Statement, Tally, has_markers, worker_main
 from bench.scenarios import Scenario, unique_body
 from bench.server import CLOCK_TICKS, cpu_by_pid, cpu_used, machine_ticks
 
@@ -115,7 +116,7 @@ async def capture(
                             f"capture of {scenario.key} {scenario.method} {path}: "
                             f"{response.status_code} {response.text[:200]}"
                         )
-                    statements = _marked(recorded, unique)
+                    statements = _versioned(_marked(recorded, unique))
                     if UNIQUE in (scenario.body or "") and not has_markers(statements):
                         raise RuntimeError(f"capture of {scenario.key}: no parameter to vary")
                     variants.append(statements)
@@ -141,6 +142,30 @@ def _marked(recorded: Sequence[Statement], unique: str) -> tuple[Statement, ...]
         )
         for sql, parameters in recorded
     )
+
+
+#: The version check of a PATCH's write (app.accounts.repository: `locked.version = $n`).
+_VERSION_CHECK = re.compile(r"\blocked\.version = \$(\d+)")
+
+
+def _versioned(statements: tuple[Statement, ...]) -> tuple[Statement, ...]:
+    """The statements with a write's version check bound to the version its request read
+    (the `version` column of the latest earlier statement that selects one): `FromRow`."""
+    out: list[Statement] = []
+    for sql, parameters in statements:
+        check = _VERSION_CHECK.search(sql)
+        if check is not None:
+            reads = [i for i, (read, _) in enumerate(out) if " AS version" in read]
+            if not reads:
+                raise RuntimeError(f"a versioned write without a read of the version: {sql}")
+            position = int(check.group(1)) - 1
+            parameters = (
+                *parameters[:position],
+                FromRow(reads[-1], "version"),
+                *parameters[position + 1 :],
+            )
+        out.append((sql, parameters))
+    return tuple(out)
 
 
 def _headers(token: str) -> dict[str, str]:

@@ -50,6 +50,41 @@ class Fresh:
 MARKERS: tuple[type[Fresh], ...] = (Fresh,)
 
 
+@dataclass(frozen=True, slots=True)
+class FromRow:
+    """A value the request read itself: `column` of the first row that its earlier statement
+    number `statement` returned. A PATCH writes only at the version it read
+    (app.accounts.repository.write_if_version): replayed with the captured version, every write
+    after the first would find the account moved on and write nothing. Replayed with the
+    version just read, it writes as the service does; and when another replayed request wrote
+    in between (the write returns no row, and has locked the row), the statements from the read
+    on run again, once, as the service reads and writes again (`run_statements`)."""
+
+    statement: int
+    column: str
+
+
+async def run_statements(conn: asyncpg.Connection, statements: tuple[Statement, ...]) -> None:
+    """One replayed request's statements, `FromRow` parameters taken from its own rows."""
+    rows_of: list[list[Any]] = []
+    redone = False
+    index = 0
+    while index < len(statements):
+        sql, parameters = statements[index]
+        values = [
+            rows_of[p.statement][0][p.column] if isinstance(p, FromRow) else p for p in parameters
+        ]
+        rows = await conn.fetch(sql, *values)
+        sources = [p.statement for p in parameters if isinstance(p, FromRow)]
+        if sources and not rows and not redone:
+            redone = True
+            index = min(sources)
+            del rows_of[index:]
+            continue
+        rows_of.append(rows)
+        index += 1
+
+
 def has_markers(statements: tuple[Statement, ...]) -> bool:
     return any(isinstance(p, MARKERS) for _sql, parameters in statements for p in parameters)
 
@@ -135,10 +170,6 @@ class Replayer:
         run_nonce = secrets.token_hex(6)  # this job in this worker: unique across runs
         count = iter(range(10**9))
 
-        async def one(conn: asyncpg.Connection, statements: tuple[Statement, ...]) -> None:
-            for sql, parameters in statements:
-                await conn.fetch(sql, *parameters)
-
         async def client() -> None:
             while time.perf_counter() < deadline:
                 index = next(sequence) % len(job.variants)
@@ -150,9 +181,9 @@ class Replayer:
                     async with pool.acquire() as conn:
                         if job.transactional:
                             async with conn.transaction():
-                                await one(conn, statements)
+                                await run_statements(conn, statements)
                         else:
-                            await one(conn, statements)
+                            await run_statements(conn, statements)
                     if verify_password is not None and job.verify is not None:
                         await asyncio.to_thread(verify_password, *job.verify)
                 except (asyncpg.PostgresError, OSError, TimeoutError) as exc:

@@ -212,13 +212,18 @@ async def exists_by_id(session: AsyncSession, account_id: int) -> bool:
 
 
 _NAME_TAKEN = DriverQuery(
-    select(exists().where(Account.name == bindparam("name")).label("taken"))
+    select(
+        exists()
+        .where(Account.name == bindparam("name"), Account.id != bindparam("account_id"))
+        .label("taken")
+    )
 )
 
 
-async def name_taken(session: AsyncSession, name: str) -> bool:
-    """Whether an account has this name (a PATCH's rename checks it: on the driver)."""
-    (row,) = await _NAME_TAKEN.rows(session, name=name)
+async def name_taken(session: AsyncSession, name: str, account_id: int) -> bool:
+    """Whether another account than `account_id` has this name (a rename checks it; the
+    account itself may have got it since it was read). On the driver."""
+    (row,) = await _NAME_TAKEN.rows(session, name=name, account_id=account_id)
     return bool(row["taken"])
 
 

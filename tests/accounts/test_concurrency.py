@@ -290,3 +290,20 @@ async def test_a_stale_patch_with_if_match_is_refused_and_changes_nothing(
     read = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
     assert read.json()["name"] == "Stale Guarded"
     assert read.headers["ETag"] == other.headers["ETag"]
+
+
+async def test_a_stale_rename_to_the_name_the_account_got_meanwhile_changes_nothing(
+    http: AsyncClient, live: Live
+) -> None:
+    account_id = await new_account(http, live, "Stale Name A")
+    stale = await _read(live, account_id)
+    body = {"name": "Stale Name B"}
+    meanwhile = await http.patch(f"{URL}/{account_id}", json=body, headers=live.headers("admin"))
+    assert meanwhile.status_code == 200
+    # The name is taken, by the account itself: not a 422.
+    answered = await _update(live, stale, body)
+    assert (answered.name, answered.version) == ("Stale Name B", stale.version + 1)
+    assert await audit_events(http, live, account_id) == [
+        "Account Created",
+        "Account Updated, Field: name",
+    ]
