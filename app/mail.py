@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -86,6 +87,8 @@ class SmtpMailer:
         self.sender = sender
         self.timeout = timeout
         self.tls_context = tls_context or ssl.create_default_context()
+        # The name this host greets with (EHLO): looked up once, in a thread, not per mail.
+        self._local_hostname: str | None = None
 
     def message(self, mail: Mail) -> EmailMessage:
         message = EmailMessage()
@@ -117,7 +120,10 @@ class SmtpMailer:
 
     async def _send(self, message: EmailMessage) -> None:
         target = self.target
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         client = aiosmtplib.SMTP(
+            local_hostname=self._local_hostname,
             hostname=target.host,
             port=target.port,
             use_tls=target.tls_on_connect,

@@ -10,6 +10,7 @@ import ipaddress
 import re
 import ssl
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -57,6 +58,18 @@ class SmtpServer:
     messages: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    #: With `hold`: a message's DATA waits until `release()` (at most 20 s).
+    gate: threading.Event | None = None
+    _holding: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_holding(self) -> None:
+        """Until a message is being held at DATA (at most 10 seconds)."""
+        async with asyncio.timeout(10):
+            await self._holding.wait()
+
+    def release(self) -> None:
+        assert self.gate is not None
+        self.gate.set()
 
     async def wait_for_message(self, count: int = 1) -> Received:
         """The `count`th message received, waiting at most 10 seconds for it."""
@@ -84,6 +97,10 @@ class _Handler:
         self.server.commands.append("AUTH")
 
     async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:
+        gate = self.server.gate
+        if gate is not None:
+            self.loop.call_soon_threadsafe(self.server._holding.set)
+            await asyncio.to_thread(gate.wait, 20)
         if self.reject:
             return "554 5.7.1 Message rejected"
         message = message_from_bytes(envelope.original_content, policy=policy.default)
@@ -143,8 +160,10 @@ async def smtp_server(
     require_auth: bool = False,
     auth_without_tls: bool = False,
     reject: bool = False,
+    hold: bool = False,
 ) -> AsyncIterator[SmtpServer]:
-    """A receiving SMTP server; `reject`: it answers every message with 554."""
+    """A receiving SMTP server; `reject`: it answers every message with 554; `hold`: it keeps
+    each message waiting at DATA until `release()`."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="accounts-smtp-") as tmp:
         server_tls = client_tls = None
@@ -157,7 +176,11 @@ async def smtp_server(
         # Note: aiosmtpd 1.4.6 stops answering AUTH after its own STARTTLS, so log-in is only
         # offered (and tested) without TLS, where the client must refuse it.
         scheme = "smtps" if tls_on_connect else "smtp"
-        server = SmtpServer(f"{scheme}://{credentials}127.0.0.1:{port}", client_tls)
+        server = SmtpServer(
+            f"{scheme}://{credentials}127.0.0.1:{port}",
+            client_tls,
+            gate=threading.Event() if hold else None,
+        )
         controller = Controller(
             _Handler(server, asyncio.get_running_loop(), reject),
             hostname="127.0.0.1",
@@ -174,6 +197,8 @@ async def smtp_server(
         try:
             yield server
         finally:
+            if server.gate is not None:
+                server.gate.set()
             controller.stop()
 
 

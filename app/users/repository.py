@@ -106,6 +106,15 @@ async def get_roles_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Us
     return list((await session.execute(statement)).scalars())
 
 
+async def reserve_id(session: AsyncSession) -> int | None:
+    """The id a new user will have, taken from PostgreSQL's sequence now, before the INSERT;
+    None where the INSERT assigns it (SQLite)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    sequence = func.pg_get_serial_sequence('"user"', "id")
+    return int((await session.execute(select(func.nextval(sequence)))).scalar_one())
+
+
 def add(session: AsyncSession, row: User | UserRole) -> None:
     session.add(row)
 

@@ -143,6 +143,23 @@ async def create_user(
 async def _insert(
     session: AsyncSession, who: Principal | None, user: User, outbox: Outbox | None
 ) -> User:
+    """Insert the user and its records; with an `outbox`, hand over its set-password mail first:
+    if that fails, nothing is stored (503).
+
+    The INSERT locks the account's row until the commit (its `user_count`, app/counters.py), so
+    where the id can be taken beforehand (PostgreSQL's sequence) the mail goes out before the
+    INSERT: no lock is held while the SMTP server takes it, and neither other invitations into
+    the account nor a PATCH of it wait for a mail. A race for the email lost after the mail went
+    out answers 422 as before; its link names a user that never came to be, and works for
+    nobody. On SQLite the transaction holds the database's write lock from its first statement
+    anyway, and the id comes from the INSERT."""
+    mailed = False
+    if outbox is not None:
+        reserved = await users_repository.reserve_id(session)
+        if reserved is not None:
+            user.id = reserved
+            await outbox.mailer.send(outbox.set_password_mail(user))
+            mailed = True
     users_repository.add(session, user)
     async with unique_or(session, _email_taken(user.email)):
         await session.flush()  # the id, for the records and the link
@@ -151,8 +168,8 @@ async def _insert(
             _audit(session, who, user, audit_events.role_added(role.name))
         if outbox is not None:
             _audit(session, who, user, audit_events.PASSWORD_RESET_REQUESTED)
-            # Sent before the commit: a mail that can't be handed over stores nothing (503).
-            await outbox.mailer.send(outbox.set_password_mail(user))
+            if not mailed:
+                await outbox.mailer.send(outbox.set_password_mail(user))
         await session.commit()
     return user
 
