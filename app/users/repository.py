@@ -18,7 +18,7 @@ from app.db import storable_id
 from app.pagination import Counted, PageRequest, SortDir, SortKey, find_counted, match_terms
 from app.rawrows import DriverQuery
 from app.users.errors import UserNotFound
-from app.users.models import User, UserRole, user_user_role
+from app.users.models import User, UserRole, UserTotal, user_user_role
 
 _PRINCIPAL = DriverQuery(
     select(
@@ -175,6 +175,10 @@ async def find_page(
     if not filters.include_inactive:
         scope.append(User.active.is_(True))
     key = _sort_key(filters)
+    # Every user (or every active one): the counts the database keeps (the sums of a few rows,
+    # app/counters.py), not a count of all rows. `filter` narrows only `filtered-records`.
+    kept = UserTotal.total if filters.include_inactive else UserTotal.active_total
+    everyone = filters.scope.everything and filters.account_id is None
     return await find_counted(
         session,
         select(User).join(Account, Account.id == User.account_id),
@@ -183,6 +187,7 @@ async def find_page(
         filters=match_terms(filters.terms, User.email, User.username, Account.name),
         order=[key] if key else [],
         page=page,
+        total=select(func.sum(kept)).scalar_subquery() if everyone else None,
         options=[
             selectinload(User.roles),
             selectinload(User.account).selectinload(Account.account_roles),
