@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from app.accounts.models import Account, AccountRole, account_account_role
 from app.accounts.scope import account_scope_clause
-from app.auth.policy import AccountScope
+from app.auth.policy import AccountScope, UserTarget
 from app.auth.principal import StoredPrincipal
 from app.db import storable_id
 from app.pagination import Counted, PageRequest, SortDir, SortKey, find_counted, match_terms
@@ -75,6 +75,46 @@ async def get_by_id(session: AsyncSession, user_id: int, *, lock: bool = False) 
     if user is None:
         raise UserNotFound(user_id)
     return user
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    """An account as the access rules need it for a user's target: its id and consultancy."""
+
+    id: int
+    consultancy_account_id: int | None
+
+
+_TARGET = DriverQuery(
+    select(
+        User.id.label("user_id"),
+        Account.id.label("account_id"),
+        Account.consultancy_account_id.label("consultancy_account_id"),
+        UserRole.name.label("role"),
+    )
+    .join(Account, Account.id == User.account_id)
+    .outerjoin(user_user_role, user_user_role.c.user_id == User.id)
+    .outerjoin(UserRole, UserRole.id == user_user_role.c.user_role_id)
+    .where(User.id == bindparam("user_id"))
+)
+
+
+async def get_target(session: AsyncSession, user_id: int) -> UserTarget:
+    """A user as the access rules see them (role names, account and its consultancy), in one
+    statement run on the driver: for reads that answer with something else than the user
+    (their audit log)."""
+    if not storable_id(user_id):
+        raise UserNotFound(user_id)
+    rows = await _TARGET.rows(session, user_id=user_id)
+    if not rows:
+        raise UserNotFound(user_id)
+    return UserTarget(
+        id=rows[0]["user_id"],
+        roles=frozenset(row["role"] for row in rows if row["role"] is not None),
+        account=AccountRef(
+            id=rows[0]["account_id"], consultancy_account_id=rows[0]["consultancy_account_id"]
+        ),
+    )
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
