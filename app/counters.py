@@ -1,6 +1,6 @@
 """The counts the database keeps by triggers, and their DDL for PostgreSQL and SQLite.
 
-Two counts are kept, whoever writes the rows (the service, the CLI, a bulk load, psql):
+Three counts are kept, whoever writes the rows (the service, the CLI, a bulk load, psql):
 
 - `account.user_count`, the number of users of each account, active or not (deactivating a user
   is an UPDATE of `active`, which no trigger watches). Triggers on `"user"`: an INSERT adds one
@@ -19,7 +19,15 @@ Two counts are kept, whoever writes the rows (the service, the CLI, a bulk load,
   concurrent creations get consecutive ids, so up to 64 at a time update different rows. The
   total is the sum of the rows (`app.accounts.repository.count_accounts`).
 
-Neither watches an UPDATE of `account.id` (nothing changes ids).
+- `user_total`, the number of users and the number of active users. Triggers on `"user"`: an
+  INSERT adds one to `total` (and to `active_total` if the user is active), a DELETE takes
+  them off again, an UPDATE that changes `active` moves one in or out of `active_total`. An
+  admin sees every user, and their paginated list answers how many there are (the active
+  ones unless `include_inactive`, SPEC §9): a few rows summed instead of a count over every
+  user. Striped as `account_total` is, from the start: a user counts in row `slot = id % 64`.
+  Since migration 0006: `USER_TOTAL_V1`.
+
+None watches an UPDATE of `account.id` or `"user".id` (nothing changes ids).
 
 A version here is what one migration created, and it never changes once released: the migration
 calls `create_counters(op, dialect, THE_VERSION)`, and a database migrated last year must get
@@ -212,10 +220,86 @@ GROUP BY slots.slot
 """,
 )
 
+#: The rows USER_TOTAL_V1 spreads the totals over.
+USER_TOTAL_SLOTS_V1 = 64
+
+# 1 for an active user, else 0, on both dialects (SQLite stores booleans as integers).
+_ACTIVE_NEW = "CASE WHEN NEW.active THEN 1 ELSE 0 END"
+_ACTIVE_OLD = "CASE WHEN OLD.active THEN 1 ELSE 0 END"
+
+USER_TOTAL_V1 = Counter(
+    name="user_total",
+    create={
+        "postgresql": (
+            f"""
+CREATE OR REPLACE FUNCTION user_total_sync() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE user_total SET total = total + 1, active_total = active_total + {_ACTIVE_NEW}
+        WHERE slot = NEW.id % {USER_TOTAL_SLOTS_V1};
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE user_total SET total = total - 1, active_total = active_total - {_ACTIVE_OLD}
+        WHERE slot = OLD.id % {USER_TOTAL_SLOTS_V1};
+    ELSE
+        UPDATE user_total SET active_total = active_total + {_ACTIVE_NEW} - {_ACTIVE_OLD}
+        WHERE slot = NEW.id % {USER_TOTAL_SLOTS_V1};
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql
+""",
+            """CREATE TRIGGER user_total_on_insert AFTER INSERT ON "user"
+       FOR EACH ROW EXECUTE FUNCTION user_total_sync()""",
+            """CREATE TRIGGER user_total_on_delete AFTER DELETE ON "user"
+       FOR EACH ROW EXECUTE FUNCTION user_total_sync()""",
+            """CREATE TRIGGER user_total_on_activity AFTER UPDATE OF active ON "user"
+       FOR EACH ROW WHEN (OLD.active IS DISTINCT FROM NEW.active)
+       EXECUTE FUNCTION user_total_sync()""",
+        ),
+        "sqlite": (
+            f"""CREATE TRIGGER user_total_on_insert AFTER INSERT ON "user" BEGIN
+       UPDATE user_total SET total = total + 1, active_total = active_total + {_ACTIVE_NEW}
+       WHERE slot = NEW.id % {USER_TOTAL_SLOTS_V1}; END""",
+            f"""CREATE TRIGGER user_total_on_delete AFTER DELETE ON "user" BEGIN
+       UPDATE user_total SET total = total - 1, active_total = active_total - {_ACTIVE_OLD}
+       WHERE slot = OLD.id % {USER_TOTAL_SLOTS_V1}; END""",
+            f"""CREATE TRIGGER user_total_on_activity AFTER UPDATE OF active ON "user"
+       WHEN OLD.active IS NOT NEW.active BEGIN
+       UPDATE user_total SET active_total = active_total + {_ACTIVE_NEW} - {_ACTIVE_OLD}
+       WHERE slot = NEW.id % {USER_TOTAL_SLOTS_V1}; END""",
+        ),
+    },
+    drop={
+        "postgresql": (
+            'DROP TRIGGER IF EXISTS user_total_on_insert ON "user"',
+            'DROP TRIGGER IF EXISTS user_total_on_delete ON "user"',
+            'DROP TRIGGER IF EXISTS user_total_on_activity ON "user"',
+            "DROP FUNCTION IF EXISTS user_total_sync()",
+        ),
+        "sqlite": (
+            "DROP TRIGGER IF EXISTS user_total_on_insert",
+            "DROP TRIGGER IF EXISTS user_total_on_delete",
+            "DROP TRIGGER IF EXISTS user_total_on_activity",
+        ),
+    },
+    # Every slot gets its row, with the users (and the active users) whose id falls in it.
+    fill=f"""
+WITH RECURSIVE slots(slot) AS (
+    SELECT 0 UNION ALL SELECT slot + 1 FROM slots WHERE slot < {USER_TOTAL_SLOTS_V1 - 1}
+)
+INSERT INTO user_total (slot, total, active_total)
+SELECT slots.slot, count("user".id), count(CASE WHEN "user".active THEN 1 END) FROM slots
+LEFT JOIN "user" ON "user".id % {USER_TOTAL_SLOTS_V1} = slots.slot
+GROUP BY slots.slot
+""",
+)
+
 #: What the latest migration leaves in place.
-CURRENT: tuple[Counter, ...] = (USER_COUNT_V1, ACCOUNT_TOTAL_V2)
+CURRENT: tuple[Counter, ...] = (USER_COUNT_V1, ACCOUNT_TOTAL_V2, USER_TOTAL_V1)
 #: The rows `account_total` has now; the total is their sum.
 ACCOUNT_TOTAL_SLOTS = ACCOUNT_TOTAL_SLOTS_V2
+#: The rows `user_total` has now; each total is the sum of its column.
+USER_TOTAL_SLOTS = USER_TOTAL_SLOTS_V1
 
 
 def create_counters(executor: Executor, dialect_name: str, *counters: Counter) -> None:

@@ -1,8 +1,9 @@
 """The trigger-kept counts (app/counters.py), at SQL level: rows written, counts read back.
 
 `account.user_count` counts an account's users, active or not; `account_total`'s rows sum to
-the number of accounts. Most tests write in the test's rolled-back transaction; the concurrent
-ones need real commits and get a database of their own.
+the number of accounts; `user_total`'s to the number of users and of active users. Most tests
+write in the test's rolled-back transaction; the concurrent ones need real commits and get a
+database of their own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app import counters
 from app.accounts.models import Account, AccountTotal
 from app.db import make_engine
-from app.users.models import User
+from app.pagination import count_where
+from app.users.models import User, UserTotal
 from tests.databases import Backend, create_database, drop_database, migrate
 
 
@@ -136,6 +138,76 @@ async def test_each_slot_counts_the_accounts_whose_id_falls_in_it(
     assert kept == {slot: 0 for slot in range(slots)} | dict(counted)
 
 
+async def user_totals(conn: AsyncConnection) -> tuple[int, int]:
+    statement = select(func.sum(UserTotal.total), func.sum(UserTotal.active_total))
+    total, active = (await conn.execute(statement)).one()
+    return int(total), int(active)
+
+
+async def users(conn: AsyncConnection) -> tuple[int, int]:
+    statement = select(func.count(), count_where(User.active.is_(True))).select_from(User)
+    total, active = (await conn.execute(statement)).one()
+    return int(total), int(active)
+
+
+async def test_user_totals_follow_inserts_deletes_and_activity(
+    connection: AsyncConnection,
+) -> None:
+    total, active = await user_totals(connection)
+    assert (total, active) == await users(connection)
+    assert total > 0  # the world's users
+    account = await new_account(connection, "Totalled Users")
+    first = await new_user(connection, account, "first@totalled.example")
+    await connection.execute(
+        insert(User),
+        # Every row names `active`: the rows of one INSERT take their columns from the first.
+        [{**user_row(account, f"{i}@totalled.example"), "active": i < 3} for i in range(4)],
+    )
+    assert await user_totals(connection) == (total + 5, active + 4) == await users(connection)
+
+    # Deactivating counts once; again, or any other change, changes nothing.
+    for _ in range(2):
+        await connection.execute(update(User).where(User.id == first).values(active=False))
+    await connection.execute(update(User).where(User.id == first).values(username="changed"))
+    assert await user_totals(connection) == (total + 5, active + 3)
+    # One statement, many rows, both ways: each row that changes counts.
+    await connection.execute(
+        update(User).where(User.account_id == account).values(active=User.id == first)
+    )
+    assert await user_totals(connection) == (total + 5, active + 1) == await users(connection)
+
+    # Deleting an active and an inactive user.
+    gone = ("first@totalled.example", "0@totalled.example")
+    await connection.execute(delete(User).where(User.email.in_(gone)))
+    assert await user_totals(connection) == (total + 3, active) == await users(connection)
+    await connection.execute(delete(User).where(User.account_id == account))
+    assert await user_totals(connection) == (total, active) == await users(connection)
+
+
+async def test_each_user_slot_counts_the_users_whose_id_falls_in_it(
+    connection: AsyncConnection,
+) -> None:
+    account = await new_account(connection, "Slotted Users")
+    for i in range(counters.USER_TOTAL_SLOTS + 3):  # some slots get two
+        await new_user(connection, account, f"{i}@slotted.example")
+    slots = counters.USER_TOTAL_SLOTS
+    await connection.execute(update(User).where(User.id % 3 == 0).values(active=False))
+    kept = {
+        slot: (total, active)
+        for slot, total, active in (
+            await connection.execute(
+                select(UserTotal.slot, UserTotal.total, UserTotal.active_total)
+            )
+        ).all()
+    }
+    by_slot = text(
+        f'SELECT id % {slots}, count(*), count(CASE WHEN active THEN 1 END) FROM "user" '
+        f"GROUP BY id % {slots}"
+    )
+    counted = {slot: (total, active) for slot, total, active in await connection.execute(by_slot)}
+    assert kept == {slot: (0, 0) for slot in range(slots)} | counted
+
+
 def trigger_names(counter: counters.Counter, dialect_name: str) -> set[str]:
     return {
         match.group(1)
@@ -210,6 +282,30 @@ async def test_concurrent_user_inserts_into_one_account_are_all_counted(
     async with committed.connect() as conn:
         assert await user_count(conn, account) == WRITERS * ROWS_PER_WRITER
         assert await users_of(conn, account) == WRITERS * ROWS_PER_WRITER
+
+
+async def test_concurrent_user_inserts_and_deactivations_keep_the_user_totals_exact(
+    committed: AsyncEngine,
+) -> None:
+    async with committed.begin() as conn:
+        account = await new_account(conn, "Busy Users")
+        total_before, active_before = await users(conn)
+
+    created: dict[int, int] = {}
+
+    async def create_or_deactivate(conn: AsyncConnection, writer: int, row: int) -> None:
+        if row % 2:  # the user this writer created (and committed) last time goes inactive
+            await conn.execute(update(User).where(User.id == created[writer]).values(active=False))
+        else:
+            created[writer] = await new_user(conn, account, f"{writer}.{row}@busy.example")
+
+    await concurrently(committed, create_or_deactivate)
+    async with committed.connect() as conn:
+        creations, deactivations = (ROWS_PER_WRITER + 1) // 2, ROWS_PER_WRITER // 2
+        total, active = await users(conn)
+        assert total == total_before + WRITERS * creations
+        assert active == active_before + WRITERS * (creations - deactivations)
+        assert await user_totals(conn) == (total, active)
 
 
 async def test_concurrent_account_creations_and_deletions_keep_the_total_exact(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, true
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import counters
 from app.accounts.models import Account
 from app.db import Base, UTCDateTime
 
@@ -63,3 +64,20 @@ class User(Base):
     roles: Mapped[list[UserRole]] = relationship(
         secondary=user_user_role, lazy="raise", order_by=UserRole.id
     )
+
+
+class UserTotal(Base):
+    """How many users there are (`total`) and how many of them are active (`active_total`):
+    the sums of the columns over the rows, kept by database triggers (`app.counters`,
+    USER_TOTAL_V1, migration 0006), so that an admin's paginated list reads a few rows instead
+    of counting every user. A user counts in the row `slot = id % USER_TOTAL_SLOTS`:
+    concurrent creations update different rows instead of queueing for one."""
+
+    __tablename__ = "user_total"
+    __table_args__ = (
+        CheckConstraint(f"slot >= 0 AND slot < {counters.USER_TOTAL_SLOTS}", name="slot"),
+    )
+
+    slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    total: Mapped[int]
+    active_total: Mapped[int]

@@ -12,13 +12,13 @@ from sqlalchemy.orm import selectinload
 
 from app.accounts.models import Account, AccountRole, account_account_role
 from app.accounts.scope import account_scope_clause
-from app.auth.policy import AccountScope
+from app.auth.policy import AccountScope, UserTarget
 from app.auth.principal import StoredPrincipal
 from app.db import storable_id
 from app.pagination import Counted, PageRequest, SortDir, SortKey, find_counted, match_terms
 from app.rawrows import DriverQuery
 from app.users.errors import UserNotFound
-from app.users.models import User, UserRole, user_user_role
+from app.users.models import User, UserRole, UserTotal, user_user_role
 
 _PRINCIPAL = DriverQuery(
     select(
@@ -75,6 +75,46 @@ async def get_by_id(session: AsyncSession, user_id: int, *, lock: bool = False) 
     if user is None:
         raise UserNotFound(user_id)
     return user
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    """An account as the access rules need it for a user's target: its id and consultancy."""
+
+    id: int
+    consultancy_account_id: int | None
+
+
+_TARGET = DriverQuery(
+    select(
+        User.id.label("user_id"),
+        Account.id.label("account_id"),
+        Account.consultancy_account_id.label("consultancy_account_id"),
+        UserRole.name.label("role"),
+    )
+    .join(Account, Account.id == User.account_id)
+    .outerjoin(user_user_role, user_user_role.c.user_id == User.id)
+    .outerjoin(UserRole, UserRole.id == user_user_role.c.user_role_id)
+    .where(User.id == bindparam("user_id"))
+)
+
+
+async def get_target(session: AsyncSession, user_id: int) -> UserTarget:
+    """A user as the access rules see them (role names, account and its consultancy), in one
+    statement run on the driver: for reads that answer with something else than the user
+    (their audit log)."""
+    if not storable_id(user_id):
+        raise UserNotFound(user_id)
+    rows = await _TARGET.rows(session, user_id=user_id)
+    if not rows:
+        raise UserNotFound(user_id)
+    return UserTarget(
+        id=rows[0]["user_id"],
+        roles=frozenset(row["role"] for row in rows if row["role"] is not None),
+        account=AccountRef(
+            id=rows[0]["account_id"], consultancy_account_id=rows[0]["consultancy_account_id"]
+        ),
+    )
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -184,6 +224,10 @@ async def find_page(
     if not filters.include_inactive:
         scope.append(User.active.is_(True))
     key = _sort_key(filters)
+    # Every user (or every active one): the counts the database keeps (the sums of a few rows,
+    # app/counters.py), not a count of all rows. `filter` narrows only `filtered-records`.
+    kept = UserTotal.total if filters.include_inactive else UserTotal.active_total
+    everyone = filters.scope.everything and filters.account_id is None
     return await find_counted(
         session,
         select(User).join(Account, Account.id == User.account_id),
@@ -192,6 +236,7 @@ async def find_page(
         filters=match_terms(filters.terms, User.email, User.username, Account.name),
         order=[key] if key else [],
         page=page,
+        total=select(func.sum(kept)).scalar_subquery() if everyone else None,
         options=[
             selectinload(User.roles),
             selectinload(User.account).selectinload(Account.account_roles),

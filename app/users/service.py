@@ -352,8 +352,8 @@ def _apply_password(
 async def get_audit_log(
     session: AsyncSession, who: Principal, user_id: int, text: str | None, page: PageRequest
 ) -> Counted[AuditRecord]:
-    user = await users_repository.get_by_id(session, user_id)
-    policy.authorize_user_audit_log(who, target_of(user))
+    target = await users_repository.get_target(session, user_id)
+    policy.authorize_user_audit_log(who, target)
     return await audit_repository.find_page(
         session, AuditRecord.affected_user_id == user_id, split_filter(text), page
     )

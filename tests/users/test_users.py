@@ -289,3 +289,12 @@ async def test_get_a_user_with_a_non_numeric_id_is_422(
     response = await client.get(f"{URL}/abc", headers=headers_for("admin"))
     assert response.status_code == 422
     assert list(response.json()["message"]["path"]) == ["id"]
+
+
+@pytest.mark.parametrize("user_id", [987654, 2**31, 2**63])  # past what an id column holds too
+async def test_the_audit_log_of_an_unknown_user_is_404(
+    client: AsyncClient, headers_for: Headers, user_id: int
+) -> None:
+    response = await client.get(f"{URL}/{user_id}/auditlog", headers=headers_for("admin"))
+    assert response.status_code == 404
+    assert response.json() == {"message": f"User {user_id} not found", "status": "NOT_FOUND"}
