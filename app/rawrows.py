@@ -16,18 +16,23 @@ are read by that name (`row["account_id"]`), so adding a column touches the stat
 one place that reads it. The engine's statement hooks see these statements as they see
 SQLAlchemy's own: `before_cursor_execute` and `after_cursor_execute` are dispatched (cursor and
 context are None), and the SQL is logged on `sqlalchemy.engine.Engine` when that logger is on
-(`echo`). Errors are raised as the engine raises its own (`app.faults`).
+(`echo`). Errors are raised as the engine raises its own (`app.faults`; a broken constraint
+as `IntegrityError`).
+
+asyncpg starts no transaction for a statement sent to it straight: a request whose statements
+so far all ran here has none open (SQLAlchemy sends BEGIN before its own first statement), so
+a write run here is then its own transaction, committed when it returns.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import Label
 
@@ -37,6 +42,9 @@ from app.db import BEHIND_PGBOUNCER
 _engine_log = logging.getLogger("sqlalchemy.engine.Engine")
 
 
+Processor = Callable[[Any], Any]
+
+
 class NamedRow(Protocol):
     """A row read by column label: asyncpg's Record and SQLAlchemy's RowMapping both are."""
 
@@ -44,7 +52,10 @@ class NamedRow(Protocol):
 
 
 class DriverQuery:
-    """A read statement, written with SQLAlchemy Core, that PostgreSQL runs straight on asyncpg."""
+    """A statement, written with SQLAlchemy Core, that PostgreSQL runs straight on asyncpg: a
+    read, or a write whose data-modifying CTEs a SELECT returns (`Select.add_cte`). Parameter
+    values go through their types' bind processing as SQLAlchemy's own would (JSON is
+    serialised, for instance)."""
 
     def __init__(self, statement: Select[Any]) -> None:
         columns = list(statement.selected_columns)
@@ -56,7 +67,7 @@ class DriverQuery:
             raise ValueError(f"the labels of a DriverQuery must differ: {names}")
         self.statement = statement
         self.names: frozenset[str] = frozenset(names)
-        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[str, tuple[str, tuple[str, ...], tuple[Processor | None, ...]]] = {}
 
     def require(self, names: Iterable[str]) -> tuple[str, ...]:
         """`names`, checked (once, where the query is defined) to be labels of this query."""
@@ -66,12 +77,20 @@ class DriverQuery:
             raise ValueError(f"a DriverQuery has no column labelled {missing}")
         return wanted
 
-    def sql_for(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
-        """The SQL for this dialect and the names of its positional parameters, in order."""
+    def sql_for(
+        self, dialect: Dialect
+    ) -> tuple[str, tuple[str, ...], tuple[Processor | None, ...]]:
+        """The SQL for this dialect, the names of its positional parameters in order, and each
+        one's bind processor (None: the value goes to the driver as it is)."""
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             statement = self.statement.compile(dialect=dialect)
-            compiled = (str(statement), tuple(statement.positiontup or ()))
+            names = tuple(statement.positiontup or ())
+            processors = tuple(
+                statement.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            )
+            compiled = (str(statement), names, processors)
             self._compiled[dialect.name] = compiled
         return compiled
 
@@ -86,8 +105,11 @@ class DriverQuery:
             # (BEGIN) first: a statement sent straight to the driver could be the first, and
             # outside a transaction PgBouncer may run its two exchanges on two server connections.
             return (await connection.execute(self.statement, parameters)).mappings().all()
-        sql, names = self.sql_for(connection.dialect)
-        values = tuple(parameters[name] for name in names)
+        sql, names, processors = self.sql_for(connection.dialect)
+        values = tuple(
+            parameters[name] if process is None else process(parameters[name])
+            for name, process in zip(names, processors, strict=True)
+        )
         dispatch = sync_connection.dispatch
         dispatch.before_cursor_execute(sync_connection, None, sql, values, None, False)
         if _engine_log.isEnabledFor(logging.INFO):
@@ -102,6 +124,10 @@ class DriverQuery:
             if faults.connection_lost(exc, driver):
                 await connection.invalidate()
                 raise faults.lost_connection_error(sql, values, exc) from exc
+            if str(getattr(exc, "sqlstate", "")).startswith("23"):
+                # A constraint the statement broke (a write's unique name, say): what the
+                # engine raises for it, so that callers catch one class on every path.
+                raise IntegrityError(sql, values, exc) from exc
             raise DBAPIError.instance(sql, values, exc, Exception) from exc
         dispatch.after_cursor_execute(sync_connection, None, sql, values, None, False)
         return rows

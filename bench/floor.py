@@ -79,9 +79,15 @@ async def capture(
     engine = app.state.engine.sync_engine
     recorded: list[Statement] = []
     committed: list[bool] = []
+    # Statements SQLAlchemy ran itself (with a cursor; app.rawrows' have none): asyncpg starts
+    # the transaction before the first of these. A request whose statements all ran on the
+    # driver opened none, whatever it committed (a PATCH's one-statement write).
+    through_sqlalchemy: list[bool] = []
 
-    def on_execute(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+    def on_execute(_conn: Any, cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
         recorded.append((statement, tuple(parameters or ())))
+        if cursor is not None:
+            through_sqlalchemy.append(True)
 
     def on_commit(_conn: Any) -> None:
         committed.append(True)
@@ -100,11 +106,14 @@ async def capture(
                 for index, path in enumerate(scenario.paths[:MAX_VARIANTS]):
                     recorded.clear()
                     committed.clear()
+                    through_sqlalchemy.clear()
                     unique = f"capture-{secrets.token_hex(6)}"
                     body = unique_body(scenario, unique)
                     if scenario.patch_ids:
-                        # A third name, so that the captured PATCH really changes something.
-                        body = json.dumps({"name": f"Bench Floor {scenario.patch_ids[index]}"})
+                        # A name of its own, so that the captured PATCH really changes something
+                        # (scenarios share accounts: one's capture renamed the other's).
+                        name = f"Bench Floor {scenario.name} {scenario.patch_ids[index]}"
+                        body = json.dumps({"name": name})
                     response = await http.request(
                         scenario.method,
                         path,
@@ -117,10 +126,14 @@ async def capture(
                             f"{response.status_code} {response.text[:200]}"
                         )
                     statements = _versioned(_marked(recorded, unique))
+                    if scenario.method == "POST":
+                        statements = _reserved(statements, response.json().get("id"))
                     if UNIQUE in (scenario.body or "") and not has_markers(statements):
                         raise RuntimeError(f"capture of {scenario.key}: no parameter to vary")
                     variants.append(statements)
-                captures[scenario.key] = Capture(tuple(variants), transactional=bool(committed))
+                captures[scenario.key] = Capture(
+                    tuple(variants), transactional=bool(committed and through_sqlalchemy)
+                )
     finally:
         with contextlib.suppress(Exception):
             event.remove(engine, "before_cursor_execute", on_execute)
@@ -161,11 +174,25 @@ def _versioned(statements: tuple[Statement, ...]) -> tuple[Statement, ...]:
             position = int(check.group(1)) - 1
             parameters = (
                 *parameters[:position],
-                FromRow(reads[-1], "version"),
+                FromRow(reads[-1], "version", lock=" FOR UPDATE OF account", retry=True),
                 *parameters[position + 1 :],
             )
         out.append((sql, parameters))
     return tuple(out)
+
+
+def _reserved(statements: tuple[Statement, ...], new_id: object) -> tuple[Statement, ...]:
+    """An invitation takes its user's id from the sequence first (app.users.repository:
+    `reserve_id`): the statements after it name that id (the user's row, its records), bound
+    to the id the replayed request took (`FromRow`), not to the captured one."""
+    taken = [i for i, (sql, _) in enumerate(statements) if "nextval(" in sql]
+    if not taken or not isinstance(new_id, int):
+        return statements
+    source = FromRow(taken[0], "id")
+    return tuple(
+        (sql, tuple(source if index > taken[0] and p == new_id else p for p in parameters))
+        for index, (sql, parameters) in enumerate(statements)
+    )
 
 
 def _headers(token: str) -> dict[str, str]:

@@ -56,33 +56,42 @@ class FromRow:
     number `statement` returned. A PATCH writes only at the version it read
     (app.accounts.repository.write_if_version): replayed with the captured version, every write
     after the first would find the account moved on and write nothing. Replayed with the
-    version just read, it writes as the service does; and when another replayed request wrote
-    in between (the write returns no row, and has locked the row), the statements from the read
-    on run again, once, as the service reads and writes again (`run_statements`)."""
+    version just read, it writes as the service does (an invitation's user id, taken from the
+    sequence, is bound the same way, without `retry`); and when another replayed request wrote
+    in between (the write returns no row), the statements from the read on run again, once, in
+    a transaction, the read with `lock` appended, as the service reads the account again with
+    its row locked and writes (`run_statements`)."""
 
     statement: int
     column: str
+    lock: str = ""
+    #: A write that checks this value: no row back means it found the row moved on.
+    retry: bool = False
 
 
 async def run_statements(conn: asyncpg.Connection, statements: tuple[Statement, ...]) -> None:
     """One replayed request's statements, `FromRow` parameters taken from its own rows."""
     rows_of: list[list[Any]] = []
-    redone = False
-    index = 0
-    while index < len(statements):
-        sql, parameters = statements[index]
-        values = [
-            rows_of[p.statement][0][p.column] if isinstance(p, FromRow) else p for p in parameters
-        ]
-        rows = await conn.fetch(sql, *values)
-        sources = [p.statement for p in parameters if isinstance(p, FromRow)]
-        if sources and not rows and not redone:
-            redone = True
-            index = min(sources)
-            del rows_of[index:]
-            continue
+    for index, (sql, parameters) in enumerate(statements):
+        rows = await conn.fetch(sql, *_values(parameters, rows_of))
+        sources = [p for p in parameters if isinstance(p, FromRow) and p.retry]
+        if sources and not rows:
+            source = sources[0]
+            async with conn.transaction():
+                read_sql, read_parameters = statements[source.statement]
+                rows_of[source.statement] = await conn.fetch(
+                    read_sql + source.lock, *_values(read_parameters, rows_of)
+                )
+                rows = await conn.fetch(sql, *_values(parameters, rows_of))
+                for later_sql, later_parameters in statements[index + 1 :]:
+                    rows_of.append(rows)
+                    rows = await conn.fetch(later_sql, *_values(later_parameters, rows_of))
+            return
         rows_of.append(rows)
-        index += 1
+
+
+def _values(parameters: tuple[Any, ...], rows_of: list[list[Any]]) -> list[Any]:
+    return [rows_of[p.statement][0][p.column] if isinstance(p, FromRow) else p for p in parameters]
 
 
 def has_markers(statements: tuple[Statement, ...]) -> bool:

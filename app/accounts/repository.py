@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     bindparam,
     delete,
     exists,
     func,
     insert,
-    literal,
+    literal_column,
     select,
     update,
 )
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.accounts.errors import AccountNotFound
 from app.accounts.models import Account, AccountRole, AccountTotal, account_account_role
@@ -37,7 +38,7 @@ from app.pagination import (
     find_counted,
     match_terms,
 )
-from app.rawrows import DriverQuery
+from app.rawrows import DriverQuery, NamedRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +114,13 @@ async def write_if_version(
 ) -> AccountRead | None:
     """Set `values` (and `roles`, when given) on the account, bump its version and add its
     audit `record`, if its version is still the one `account` was read at; then the account as
-    written. None when the account changed since it was read: its row is
-    then locked until the transaction ends, so that reading it again and deciding again cannot
-    race another write.
+    written. None when the account changed since it was read (nothing is written then).
 
-    On PostgreSQL the lock, the change and the record are one statement (a data-modifying CTE),
-    so the caller commits right after it and holds the lock for that statement and the commit
-    only. SQLite takes its write lock with the transaction's first statement (`app.db`): the
-    version cannot move between the read and this write there.
+    On PostgreSQL the change and its record are one statement (a data-modifying CTE) run on the
+    driver: when the request's statements before it ran there too (its reads do), no transaction
+    is open, and the statement is its own: the row is locked for that statement and its commit's
+    WAL flush only, with no round trip and no Python in between. SQLite takes its write lock
+    with the transaction's first statement (`app.db`): the version cannot move there.
     """
     if session.get_bind().dialect.name == "postgresql":
         row = await _write_in_one_statement(session, account, values, record)
@@ -129,30 +129,50 @@ async def write_if_version(
     if row is None:
         return None
     if roles is None:
-        return AccountRead.model_construct(**row, account_roles=account.account_roles)
+        return _written(row, account.account_roles)
     await _replace_roles(session, account.id, [role.id for role in roles])
+    return _written(row, [AccountRoleOut.model_construct(id=r.id, name=r.name) for r in roles])
+
+
+def _written(row: NamedRow, roles: list[AccountRoleOut]) -> AccountRead:
     return AccountRead.model_construct(
-        **row,
-        account_roles=[AccountRoleOut.model_construct(id=r.id, name=r.name) for r in roles],
+        **{name: row[name] for name in _ACCOUNT_FIELDS}, account_roles=roles
     )
 
 
 async def _write_in_one_statement(
     session: AsyncSession, account: AccountRead, values: Mapping[str, Any], record: AuditRecord
-) -> RowMapping | None:
-    # locked: the row, locked (after any writer holding it commits, at its latest version);
-    # written: the change, only if that version is the one read; audited: its record, only if
-    # written. All three run whatever the final SELECT reads (add_cte).
-    locked = (
-        select(Account.id, Account.version)
-        .where(Account.id == account.id)
-        .with_for_update()
-        .cte("locked")
+) -> NamedRow | None:
+    rows = await _one_statement_write(tuple(values)).rows(
+        session,
+        account_id=account.id,
+        read_version=account.version,
+        **{f"new_{name}": value for name, value in values.items()},
+        **{f"audit_{name}": getattr(record, name) for name in _AUDIT_COLUMNS},
     )
+    return rows[0] if rows else None
+
+
+@functools.cache
+def _one_statement_write(columns: tuple[str, ...]) -> DriverQuery:
+    """The write of these columns as one statement, built and compiled once per set of columns
+    (at most 2**6 of them), on the driver as every request's reads are (app.rawrows).
+
+    written: the change, only if the row is still at the version read; audited: its record,
+    only if written. The final SELECT returns the written row (both run whatever it reads)."""
+    table = AuditRecord.__table__
     written = (
         update(Account)
-        .where(Account.id == locked.c.id, locked.c.version == account.version)
-        .values(**values, version=Account.version + 1)
+        .where(Account.id == bindparam("account_id"), Account.version == bindparam("read_version"))
+        .values(
+            {
+                **{
+                    name: bindparam(f"new_{name}", type_=Account.__table__.c[name].type)
+                    for name in columns
+                },
+                "version": Account.version + literal_column("1", Integer),
+            }
+        )
         .returning(*_WRITTEN)
         .cte("written")
     )
@@ -160,17 +180,24 @@ async def _write_in_one_statement(
         insert(AuditRecord)
         .from_select(
             [*_AUDIT_COLUMNS, "affected_account_id"],
-            select(*_audit_literals(record), written.c.id),
+            select(
+                *(
+                    bindparam(f"audit_{name}", type_=table.c[name].type).label(name)
+                    for name in _AUDIT_COLUMNS
+                ),
+                written.c.id,
+            ),
         )
         .cte("audited")
     )
-    statement = select(*written.c).add_cte(audited)
-    return (await session.execute(statement)).mappings().one_or_none()
+    return DriverQuery(
+        select(*(written.c[name].label(name) for name in _ACCOUNT_FIELDS)).add_cte(audited)
+    )
 
 
 async def _write_in_steps(
     session: AsyncSession, account: AccountRead, values: Mapping[str, Any], record: AuditRecord
-) -> RowMapping | None:
+) -> NamedRow | None:
     statement = (
         update(Account)
         .where(Account.id == account.id, Account.version == account.version)
@@ -188,11 +215,6 @@ async def _write_in_steps(
     return row
 
 
-def _audit_literals(record: AuditRecord) -> list[ColumnElement[Any]]:
-    table = AuditRecord.__table__
-    return [literal(getattr(record, name), table.c[name].type) for name in _AUDIT_COLUMNS]
-
-
 async def _replace_roles(session: AsyncSession, account_id: int, role_ids: Sequence[int]) -> None:
     await session.execute(
         delete(account_account_role).where(account_account_role.c.account_id == account_id)
@@ -202,6 +224,29 @@ async def _replace_roles(session: AsyncSession, account_id: int, role_ids: Seque
             insert(account_account_role),
             [{"account_id": account_id, "account_role_id": role_id} for role_id in role_ids],
         )
+
+
+async def get_for_update(session: AsyncSession, account_id: int) -> AccountRead:
+    """One account with its roles, its row locked until the transaction ends (through
+    SQLAlchemy, which opens the transaction first)."""
+    statement = (
+        select(Account)
+        .where(Account.id == account_id)
+        .options(joinedload(Account.account_roles))
+        # Only the account row: the roles come from the nullable side of an outer join.
+        .with_for_update(of=Account)
+        .execution_options(populate_existing=True)
+    )
+    account = (await session.execute(statement)).unique().scalar_one_or_none()
+    if account is None:
+        raise AccountNotFound(account_id)
+    return AccountRead.model_construct(
+        **{name: getattr(account, name) for name in _ACCOUNT_FIELDS},
+        account_roles=[
+            AccountRoleOut.model_construct(id=role.id, name=role.name)
+            for role in account.account_roles
+        ],
+    )
 
 
 async def exists_by_id(session: AsyncSession, account_id: int) -> bool:

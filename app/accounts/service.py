@@ -145,7 +145,7 @@ async def update_account(
     Any 4xx leaves the account as it was; an effective change and its audit record are
     committed together, a no-op writes nothing. Everything is checked without a lock; the
     write then applies only if the account is still at the version read. If it has moved on,
-    the write has locked it instead: it is read again and the PATCH decided again (access,
+    the account is read again with its row locked, and the PATCH decided again (access,
     `If-Match`, what changes), which no other writer can race any more.
     """
     given = patch.model_fields_set
@@ -176,8 +176,8 @@ async def update_account(
             if written is not None:
                 await session.commit()
                 return written
-        # Changed since it was read, and locked now: decide again on what it is.
-        account = await accounts_repository.get_by_id(session, account.id)
+        # Changed since it was read: lock it, and decide again on what it is.
+        account = await accounts_repository.get_for_update(session, account.id)
         policy.authorize_account_patch(who, account, given)
         if not etags.if_match_holds(if_match, etag_of(account)):
             raise PreconditionFailed()

@@ -152,7 +152,7 @@ async def reserve_id(session: AsyncSession) -> int | None:
     if session.get_bind().dialect.name != "postgresql":
         return None
     sequence = func.pg_get_serial_sequence('"user"', "id")
-    return int((await session.execute(select(func.nextval(sequence)))).scalar_one())
+    return int((await session.execute(select(func.nextval(sequence).label("id")))).scalar_one())
 
 
 def add(session: AsyncSession, row: User | UserRole) -> None:
