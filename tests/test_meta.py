@@ -12,7 +12,7 @@ from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 
 from app import __version__
-from app.main import create_app
+from app.main import GC_YOUNG_THRESHOLD, create_app
 from app.settings import Settings
 from tests.conftest import SECRET
 
@@ -126,3 +126,19 @@ async def test_start_up_takes_what_exists_out_of_full_garbage_collections(
             assert gc.get_freeze_count() > 10_000  # the modules, the app and its schemas
     finally:
         gc.unfreeze()
+
+
+async def test_the_young_generation_is_collected_less_often_while_serving(
+    unreachable: FastAPI,
+) -> None:
+    """While the app serves, a young collection waits for GC_YOUNG_THRESHOLD net allocations
+    (CPython's 700 made full collections, which pause every request in flight, the tail of a
+    read: docs/BENCHMARKS.md); the process's own thresholds come back when it stops."""
+    before = gc.get_threshold()
+    try:
+        async with unreachable.router.lifespan_context(unreachable):
+            assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert gc.get_threshold() == before
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
