@@ -26,7 +26,15 @@ LOGINS: dict[str, str] = {
 }
 
 #: The scenarios whose latency should not grow with N; `make bench` reports their scaling.
-SCALING = ("list_page", "list_page_deep", "list_filter", "list_sort_users", "users_page")
+SCALING = (
+    "list_page",
+    "list_page_deep",
+    "list_filter",
+    "list_sort_users",
+    "users_page",
+    "user_auditlog",
+    "auditlog",
+)
 
 
 @dataclass(frozen=True, slots=True)
