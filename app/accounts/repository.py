@@ -20,7 +20,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from app.accounts.errors import AccountNotFound
 from app.accounts.models import Account, AccountRole, AccountTotal, account_account_role
@@ -82,6 +82,10 @@ async def get_by_id(session: AsyncSession, account_id: int) -> AccountRead:
     rows = await _ACCOUNT.rows(session, account_id=account_id)
     if not rows:
         raise AccountNotFound(account_id)
+    return _account_of(rows)
+
+
+def _account_of(rows: Sequence[NamedRow]) -> AccountRead:
     # Built without validation: the values are the database's, already of the right types.
     return AccountRead.model_construct(
         **{name: rows[0][name] for name in _ACCOUNT_FIELDS},
@@ -226,27 +230,17 @@ async def _replace_roles(session: AsyncSession, account_id: int, role_ids: Seque
         )
 
 
+# The same read with the account's row locked (not the roles': the nullable side of a join).
+_ACCOUNT_LOCKED = _ACCOUNT.statement.with_for_update(of=Account)
+
+
 async def get_for_update(session: AsyncSession, account_id: int) -> AccountRead:
-    """One account with its roles, its row locked until the transaction ends (through
-    SQLAlchemy, which opens the transaction first)."""
-    statement = (
-        select(Account)
-        .where(Account.id == account_id)
-        .options(joinedload(Account.account_roles))
-        # Only the account row: the roles come from the nullable side of an outer join.
-        .with_for_update(of=Account)
-        .execution_options(populate_existing=True)
-    )
-    account = (await session.execute(statement)).unique().scalar_one_or_none()
-    if account is None:
+    """One account with its roles, its row locked until the transaction ends: through
+    SQLAlchemy's Core, which opens the transaction first (app.rawrows)."""
+    rows = (await session.execute(_ACCOUNT_LOCKED, {"account_id": account_id})).mappings().all()
+    if not rows:
         raise AccountNotFound(account_id)
-    return AccountRead.model_construct(
-        **{name: getattr(account, name) for name in _ACCOUNT_FIELDS},
-        account_roles=[
-            AccountRoleOut.model_construct(id=role.id, name=role.name)
-            for role in account.account_roles
-        ],
-    )
+    return _account_of(rows)
 
 
 async def exists_by_id(session: AsyncSession, account_id: int) -> bool:
