@@ -86,14 +86,21 @@ async def get_by_id(session: AsyncSession, account_id: int) -> AccountRead:
 
 
 def _account_of(rows: Sequence[NamedRow]) -> AccountRead:
-    # Built without validation: the values are the database's, already of the right types.
-    return AccountRead.model_construct(
-        **{name: rows[0][name] for name in _ACCOUNT_FIELDS},
-        account_roles=[
+    """The account of `_ACCOUNT`'s rows: one per role (or one with no role)."""
+    return _account(
+        rows[0],
+        [
             AccountRoleOut.model_construct(id=row["role_id"], name=row["role_name"])
             for row in rows
             if row["role_id"] is not None
         ],
+    )
+
+
+def _account(row: NamedRow, roles: list[AccountRoleOut]) -> AccountRead:
+    # Built without validation: the values are the database's, already of the right types.
+    return AccountRead.model_construct(
+        **{name: row[name] for name in _ACCOUNT_FIELDS}, account_roles=roles
     )
 
 
@@ -133,15 +140,9 @@ async def write_if_version(
     if row is None:
         return None
     if roles is None:
-        return _written(row, account.account_roles)
+        return _account(row, account.account_roles)
     await _replace_roles(session, account.id, [role.id for role in roles])
-    return _written(row, [AccountRoleOut.model_construct(id=r.id, name=r.name) for r in roles])
-
-
-def _written(row: NamedRow, roles: list[AccountRoleOut]) -> AccountRead:
-    return AccountRead.model_construct(
-        **{name: row[name] for name in _ACCOUNT_FIELDS}, account_roles=roles
-    )
+    return _account(row, [AccountRoleOut.model_construct(id=r.id, name=r.name) for r in roles])
 
 
 async def _write_in_one_statement(
