@@ -217,9 +217,24 @@ async def test_concurrent_renames_of_two_accounts_to_one_name_let_one_win(
 # request has made stale, which racing requests hit only by chance.
 
 
-async def _read(live: Live, account_id: int) -> AccountRead:
+@dataclass(frozen=True, slots=True)
+class Stale:
+    account_id: int
+    read: AccountRead  # the account as read before the changes
+    etag: str  # the account's ETag after them
+
+
+async def stale_read(http: AsyncClient, live: Live, name: str, *changes: dict[str, Any]) -> Stale:
+    """A new account, read, then changed by other requests (each must answer 200)."""
+    account_id = await new_account(http, live, name)
     async with live.app.state.sessionmaker() as session:
-        return await accounts_repository.get_by_id(session, account_id)
+        read = await accounts_repository.get_by_id(session, account_id)
+    etag = ""
+    for body in changes:
+        changed = await http.patch(f"{URL}/{account_id}", json=body, headers=live.headers("admin"))
+        assert changed.status_code == 200, changed.text
+        etag = changed.headers["ETag"]
+    return Stale(account_id, read, etag)
 
 
 async def _update(
@@ -235,16 +250,14 @@ async def _update(
 async def test_a_patch_whose_read_went_stale_is_decided_again_on_the_account_as_it_is(
     http: AsyncClient, live: Live
 ) -> None:
-    account_id = await new_account(http, live, "Stale Read")
-    stale = await _read(live, account_id)
-    meanwhile = await http.patch(
-        f"{URL}/{account_id}", json={"primary_color": "#111111"}, headers=live.headers("admin")
+    stale = await stale_read(http, live, "Stale Read", {"primary_color": "#111111"})
+    account_id = stale.account_id
+    written = await _update(
+        live, stale.read, {"name": "Stale Read Renamed", "primary_color": "#111111"}
     )
-    assert meanwhile.status_code == 200
-    written = await _update(live, stale, {"name": "Stale Read Renamed", "primary_color": "#111111"})
     # The colour was already set by the other request: only the name changed, once more.
     assert (written.name, written.primary_color) == ("Stale Read Renamed", "#111111")
-    assert written.version == stale.version + 2
+    assert written.version == stale.read.version + 2
     read = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
     assert read.json()["name"] == "Stale Read Renamed"
     assert read.headers["ETag"] == accounts_service.etag_of(written)
@@ -258,15 +271,12 @@ async def test_a_patch_whose_read_went_stale_is_decided_again_on_the_account_as_
 async def test_a_stale_patch_that_another_request_already_made_writes_nothing(
     http: AsyncClient, live: Live
 ) -> None:
-    account_id = await new_account(http, live, "Stale No-op")
-    stale = await _read(live, account_id)
     body = {"secondary_color": "#abcdef"}
-    meanwhile = await http.patch(f"{URL}/{account_id}", json=body, headers=live.headers("admin"))
-    assert meanwhile.status_code == 200
-    answered = await _update(live, stale, body)
+    stale = await stale_read(http, live, "Stale No-op", body)
+    answered = await _update(live, stale.read, body)
     assert answered.secondary_color == "#abcdef"
-    assert answered.version == stale.version + 1  # the other request's version: no new one
-    assert await audit_events(http, live, account_id) == [
+    assert answered.version == stale.read.version + 1  # the other request's: no new one
+    assert await audit_events(http, live, stale.account_id) == [
         "Account Created",
         "Account Updated, Field: secondary_color",
     ]
@@ -275,35 +285,26 @@ async def test_a_stale_patch_that_another_request_already_made_writes_nothing(
 async def test_a_stale_patch_with_if_match_is_refused_and_changes_nothing(
     http: AsyncClient, live: Live
 ) -> None:
-    account_id = await new_account(http, live, "Stale Guarded")
-    stale = await _read(live, account_id)
-    meanwhile = await http.patch(
-        f"{URL}/{account_id}", json={"logo_url": None}, headers=live.headers("admin")
+    stale = await stale_read(
+        http, live, "Stale Guarded", {"logo_url": None}, {"primary_color": "#222222"}
     )
-    assert meanwhile.status_code == 200
-    other = await http.patch(
-        f"{URL}/{account_id}", json={"primary_color": "#222222"}, headers=live.headers("admin")
-    )
-    assert other.status_code == 200
+    etag = accounts_service.etag_of(stale.read)
     with pytest.raises(PreconditionFailed):
-        await _update(live, stale, {"name": "Stale Guarded 2"}, accounts_service.etag_of(stale))
-    read = await http.get(f"{URL}/{account_id}", headers=live.headers("admin"))
+        await _update(live, stale.read, {"name": "Stale Guarded 2"}, etag)
+    read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
     assert read.json()["name"] == "Stale Guarded"
-    assert read.headers["ETag"] == other.headers["ETag"]
+    assert read.headers["ETag"] == stale.etag
 
 
 async def test_a_stale_rename_to_the_name_the_account_got_meanwhile_changes_nothing(
     http: AsyncClient, live: Live
 ) -> None:
-    account_id = await new_account(http, live, "Stale Name A")
-    stale = await _read(live, account_id)
     body = {"name": "Stale Name B"}
-    meanwhile = await http.patch(f"{URL}/{account_id}", json=body, headers=live.headers("admin"))
-    assert meanwhile.status_code == 200
+    stale = await stale_read(http, live, "Stale Name A", body)
     # The name is taken, by the account itself: not a 422.
-    answered = await _update(live, stale, body)
-    assert (answered.name, answered.version) == ("Stale Name B", stale.version + 1)
-    assert await audit_events(http, live, account_id) == [
+    answered = await _update(live, stale.read, body)
+    assert (answered.name, answered.version) == ("Stale Name B", stale.read.version + 1)
+    assert await audit_events(http, live, stale.account_id) == [
         "Account Created",
         "Account Updated, Field: name",
     ]
