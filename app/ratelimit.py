@@ -2,7 +2,8 @@
 or Redis shared by every worker and machine), falling back to this process's memory while that
 storage can't be reached. One limiter holds both kinds of count: failed log-ins (a moving window:
 exact, and off the hot path) and every API request (`count`: a fixed window counter, one
-storage round trip per request).
+storage round trip per request; on a plain `redis://` URL through `app.rediscount`'s lean
+client, on the same keys).
 
 A storage call is bounded by a short timeout. When one fails or times out, counting moves to
 memory for `RETRY_STORAGE_AFTER` seconds, a warning is logged (at most once a minute) and the
@@ -27,6 +28,8 @@ from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+
+from app.rediscount import RedisCounter, lean_url
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +66,19 @@ def _shared_storage(url: str, timeout: float) -> Storage:
 
 @dataclass(frozen=True, slots=True)
 class Counting:
-    """One place counts can go: a storage, and the moving-window strategy on it."""
+    """One place counts can go: a storage, the moving-window strategy on it, and the fixed
+    window's `incr` (the storage's own, or on Redis the lean client of `app.rediscount`, which
+    counts on the same keys)."""
 
     storage: Storage
     moving_window: MovingWindowRateLimiter
+    incr: Callable[[str, int], Awaitable[int]]
 
     @classmethod
-    def on(cls, storage: Storage) -> Counting:
-        return cls(storage, MovingWindowRateLimiter(storage))
+    def on(
+        cls, storage: Storage, incr: Callable[[str, int], Awaitable[int]] | None = None
+    ) -> Counting:
+        return cls(storage, MovingWindowRateLimiter(storage), incr or storage.incr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +113,15 @@ class ResilientLimiter:
         on_fallback: Callable[[], None] | None = None,
     ) -> None:
         self.memory = Counting.on(MemoryStorage())
-        self.shared: Counting | None = (
-            None
-            if storage_url.startswith("memory")
-            else Counting.on(_shared_storage(storage_url, timeout))
-        )
+        self.counter: RedisCounter | None = None
+        self.shared: Counting | None = None
+        if not storage_url.startswith("memory"):
+            if lean_url(storage_url):
+                self.counter = RedisCounter(storage_url, connect_timeout=timeout)
+            self.shared = Counting.on(
+                _shared_storage(storage_url, timeout),
+                self.counter.incr if self.counter is not None else None,
+            )
         self.timeout = timeout
         self.on_fallback = on_fallback
         self._storage_down = False
@@ -166,7 +178,7 @@ class ResilientLimiter:
         reset_at = (window + 1) * period
         key = item.key_for(*identifiers, str(window))
         expiry = math.ceil(reset_at - now) + 1
-        used = await self.run(lambda counting: counting.storage.incr(key, expiry))
+        used = await self.run(lambda counting: counting.incr(key, expiry))
         return WindowCount(limit=item.amount, used=used, reset_at=reset_at)
 
     def _storage_failed(self, exc: BaseException) -> None:
