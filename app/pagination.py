@@ -219,6 +219,11 @@ Item = TypeVar("Item")
 Envelope = TypeVar("Envelope")
 
 
+def as_is(item: T) -> T:
+    """The row as the repository built it (already of the response's shape)."""
+    return item
+
+
 def answer(
     result: Counted[T],
     page: PageRequest,

@@ -22,7 +22,7 @@ from app.audit.schemas import AuditFilter, AuditRecordOut, AuditRecordPage
 from app.auth import policy
 from app.auth.dependencies import Authorized, CurrentPrincipal, fields_sent
 from app.db import SessionDep
-from app.pagination import PageRequestDep, SortDir, answer
+from app.pagination import PageRequestDep, SortDir, answer, as_is
 
 router = APIRouter(prefix="/accounts", tags=["Accounts"])
 
@@ -218,4 +218,4 @@ async def get_account_audit_log(
 
     Without `page` a bare list; with `page` the same envelope as the account list."""
     records = await accounts_service.get_audit_log(session, who, id, filter, page)
-    return answer(records, page, AuditRecordOut.model_validate, AuditRecordPage)
+    return answer(records, page, as_is, AuditRecordPage)

@@ -16,7 +16,7 @@ from app.accounts.repository import AccountListFilters
 from app.accounts.schemas import AccountCreate, AccountListQuery, AccountPatch, AccountRead
 from app.audit import events as audit_events
 from app.audit import repository as audit_repository
-from app.audit.models import AuditRecord
+from app.audit.schemas import AuditRecordOut
 from app.auth import policy
 from app.auth.principal import Principal
 from app.db import unique_or
@@ -217,11 +217,11 @@ def _changes(
 
 async def get_audit_log(
     session: AsyncSession, who: Principal, account_id: int, text: str | None, page: PageRequest
-) -> Counted[AuditRecord]:
+) -> Counted[AuditRecordOut]:
     account = await accounts_repository.get_by_id(session, account_id)
     policy.authorize_account_audit_log(who, account)
     return await audit_repository.find_page(
-        session, AuditRecord.affected_account_id == account_id, split_filter(text), page
+        session, audit_repository.About.ACCOUNT, account_id, split_filter(text), page
     )
 
 

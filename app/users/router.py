@@ -11,7 +11,7 @@ from app.accounts.schemas import AccountRead
 from app.audit.schemas import AuditFilter, AuditRecordOut, AuditRecordPage
 from app.auth.dependencies import Authorized, CurrentPrincipal, body_json, fields_sent
 from app.db import SessionDep
-from app.pagination import PageRequestDep, SortDir, answer
+from app.pagination import PageRequestDep, SortDir, answer, as_is
 from app.users import service as users_service
 from app.users.dependencies import OutboxDep
 from app.users.models import User
@@ -252,4 +252,4 @@ async def get_user_audit_log(
     account-admins of the user's account and consultants of its consultancy account may read
     it. Without `page` a bare list; with `page` the paginated envelope."""
     records = await users_service.get_audit_log(session, who, id, filter, page)
-    return answer(records, page, AuditRecordOut.model_validate, AuditRecordPage)
+    return answer(records, page, as_is, AuditRecordPage)

@@ -15,7 +15,7 @@ from app.accounts.errors import AccountNotFound
 from app.accounts.schemas import AccountRead
 from app.audit import events as audit_events
 from app.audit import repository as audit_repository
-from app.audit.models import AuditRecord
+from app.audit.schemas import AuditRecordOut
 from app.auth import passwords, policy, reset_tokens
 from app.auth.principal import Principal
 from app.db import unique_or
@@ -351,11 +351,11 @@ def _apply_password(
 
 async def get_audit_log(
     session: AsyncSession, who: Principal, user_id: int, text: str | None, page: PageRequest
-) -> Counted[AuditRecord]:
+) -> Counted[AuditRecordOut]:
     target = await users_repository.get_target(session, user_id)
     policy.authorize_user_audit_log(who, target)
     return await audit_repository.find_page(
-        session, AuditRecord.affected_user_id == user_id, split_filter(text), page
+        session, audit_repository.About.USER, user_id, split_filter(text), page
     )
 
 

@@ -311,6 +311,19 @@ async def test_without_page_the_log_is_a_bare_list(
     assert await events(client, headers_for, account_id) == HISTORY
 
 
+async def test_the_bare_list_and_the_pages_hold_the_same_records(
+    client: AsyncClient, headers_for: Headers, world: World
+) -> None:
+    """The whole log (read on the driver) and its pages (read through the ORM) agree field for
+    field, timestamps' text included."""
+    account_id = world.account(PROSUMER)
+    await write_history(client, headers_for, account_id)
+    whole = await read_log(client, headers_for, account_id)
+    paged = await read_log(client, headers_for, account_id, page=1, per_page=len(HISTORY))
+    assert whole == paged["data"]
+    assert [record["event"] for record in whole] == HISTORY
+
+
 async def test_paginated_envelope(client: AsyncClient, headers_for: Headers, world: World) -> None:
     account_id = world.account(PROSUMER)
     await write_history(client, headers_for, account_id)

@@ -72,6 +72,26 @@ async def test_audit_log_page_statements_are_constant(
     assert counts[0] == counts[1] == 4  # principal, account, page of records, counts
 
 
+async def test_a_whole_audit_log_is_three_statements_at_any_length(
+    client: AsyncClient, headers_for: Headers, count_queries: QueryCounter, world: World
+) -> None:
+    """Without page and filter (as FlexMeasures' clients ask): the records in one statement,
+    however many there are."""
+    admin = headers_for("admin")
+    url = f"{URL}/{world.account('Test Prosumer Account')}"
+    lengths, counts = [], []
+    for round_ in range(2):
+        count_queries.reset()
+        response = await client.get(f"{url}/auditlog", headers=admin)
+        assert response.status_code == 200
+        counts.append(count_queries.count)
+        lengths.append(len(response.json()))
+        for index in range(10):
+            await client.patch(url, json={"name": f"Renamed {round_} {index}"}, headers=admin)
+    assert lengths[1] == lengths[0] + 10
+    assert counts == [3, 3], counts  # principal, account, the records
+
+
 async def test_a_patch_changes_and_audits_in_its_last_statement(
     client: AsyncClient,
     headers_for: Headers,

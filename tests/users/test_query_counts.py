@@ -84,3 +84,26 @@ async def test_user_audit_log_page_statements_are_constant(
     # principal, the user as the policy's target (roles, account: one statement), the counts,
     # the page of records
     assert counts[0] == counts[1] <= 4, counts
+
+
+async def test_a_whole_user_audit_log_is_three_statements_at_any_length(
+    client: AsyncClient, headers_for: Headers, count_queries: QueryCounter, world: World
+) -> None:
+    """Without page and filter (as FlexMeasures' clients ask): the records in one statement."""
+    admin = headers_for("admin")
+    url = f"{URL}/{world.user('prosumer_3').id}"
+    zones = ("Europe/Berlin", "Asia/Tokyo")
+    lengths, counts = [], []
+    for round_ in range(2):
+        count_queries.reset()
+        response = await client.get(f"{url}/auditlog", headers=admin)
+        assert response.status_code == 200
+        counts.append(count_queries.count)
+        lengths.append(len(response.json()))
+        for index in range(10):
+            response = await client.patch(
+                url, json={"timezone": zones[(round_ + index) % 2]}, headers=admin
+            )
+            assert response.status_code == 200, response.text
+    assert lengths[1] >= lengths[0] + 10
+    assert counts == [3, 3], counts  # principal, the user as the policy's target, the records
