@@ -251,19 +251,13 @@ async def exists_by_id(session: AsyncSession, account_id: int) -> bool:
     return bool((await session.execute(statement)).scalar())
 
 
-_NAME_TAKEN = DriverQuery(
-    select(
-        exists()
-        .where(Account.name == bindparam("name"), Account.id != bindparam("account_id"))
-        .label("taken")
-    )
-)
+_NAME_TAKEN = DriverQuery(select(exists().where(Account.name == bindparam("name")).label("taken")))
 
 
-async def name_taken(session: AsyncSession, name: str, account_id: int) -> bool:
-    """Whether another account than `account_id` has this name (a rename checks it; the
-    account itself may have got it since it was read). On the driver."""
-    (row,) = await _NAME_TAKEN.rows(session, name=name, account_id=account_id)
+async def name_taken(session: AsyncSession, name: str) -> bool:
+    """Whether an account has this name (a new account's name is checked; the unique
+    constraint decides races). On the driver."""
+    (row,) = await _NAME_TAKEN.rows(session, name=name)
     return bool(row["taken"])
 
 

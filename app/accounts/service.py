@@ -159,9 +159,9 @@ async def update_account(
         unknown = sorted(set(patch.account_roles) - {role.id for role in roles})
         if unknown:
             raise InvalidInput("json", "account_roles", f"Unknown account role id(s): {unknown}.")
-    if "name" in given and patch.name is not None and patch.name != account.name:
-        # A name taken after this check still meets the unique constraint: the same 422.
-        await _ensure_name_free(session, patch.name, account.id)
+    # A name another account has is not checked for first: the write meets the unique
+    # constraint, which `_unique_name` answers with the 422, and writes nothing. (A check before
+    # it would cost a round trip on every rename and still leave the constraint to decide races.)
 
     for _attempt in range(2):
         values, changed = _changes(account, patch, roles)
@@ -233,9 +233,9 @@ def _unknown_consultancy(account_id: int) -> InvalidInput:
     return InvalidInput("json", "consultancy_account_id", f"Account {account_id} does not exist.")
 
 
-async def _ensure_name_free(session: AsyncSession, name: str, except_id: int = 0) -> None:
-    """That no account but `except_id` has `name` (ids start at 1: 0 excepts none)."""
-    if await accounts_repository.name_taken(session, name, except_id):
+async def _ensure_name_free(session: AsyncSession, name: str) -> None:
+    """That no account has `name`."""
+    if await accounts_repository.name_taken(session, name):
         raise _name_taken(name)
 
 

@@ -22,7 +22,7 @@ from app.accounts import repository as accounts_repository
 from app.accounts import service as accounts_service
 from app.accounts.schemas import AccountPatch, AccountRead
 from app.auth import tokens
-from app.errors import PreconditionFailed
+from app.errors import InvalidInput, PreconditionFailed
 from app.main import create_app
 from app.settings import Settings
 from app.users import repository as users_repository
@@ -212,6 +212,31 @@ async def test_concurrent_renames_of_two_accounts_to_one_name_let_one_win(
     assert await audit_events(http, live, loser) == ["Account Created"]
 
 
+async def test_a_rename_to_a_taken_name_is_422_and_the_next_requests_are_served(
+    http: AsyncClient, live: Live
+) -> None:
+    """A rename is not checked for first: its one statement meets the unique constraint, writes
+    nothing, and leaves no transaction behind on the pooled connection."""
+    await new_account(http, live, "Taken Name")
+    account_id = await new_account(http, live, "Wants Taken Name")
+    admin = live.headers("admin")
+    before = await http.get(f"{URL}/{account_id}", headers=admin)
+    for _ in range(3):  # more than once: the same pooled connections serve the next ones
+        response = await http.patch(
+            f"{URL}/{account_id}", json={"name": "Taken Name", "logo_url": None}, headers=admin
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["message"] == {
+            "json": {"name": ["An account named 'Taken Name' already exists."]}
+        }
+    after = await http.get(f"{URL}/{account_id}", headers=admin)
+    assert after.json() == before.json()
+    assert after.headers["ETag"] == before.headers["ETag"]
+    assert await audit_events(http, live, account_id) == ["Account Created"]
+    renamed = await http.patch(f"{URL}/{account_id}", json={"name": "Free Name"}, headers=admin)
+    assert renamed.status_code == 200, renamed.text
+
+
 # A PATCH reads the account without a lock and writes only if it is still at the version read
 # (app.accounts.service.update_account). These drive the service with a read that another
 # request has made stale, which racing requests hit only by chance.
@@ -294,6 +319,22 @@ async def test_a_stale_patch_with_if_match_is_refused_and_changes_nothing(
     read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
     assert read.json()["name"] == "Stale Guarded"
     assert read.headers["ETag"] == stale.etag
+
+
+async def test_a_stale_rename_to_a_name_another_account_took_meanwhile_is_422(
+    http: AsyncClient, live: Live
+) -> None:
+    stale = await stale_read(http, live, "Stale Taker A", {"primary_color": "#333333"})
+    await new_account(http, live, "Stale Taken Meanwhile")
+    with pytest.raises(InvalidInput):
+        await _update(live, stale.read, {"name": "Stale Taken Meanwhile"})
+    read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
+    assert read.json()["name"] == "Stale Taker A"
+    assert read.headers["ETag"] == stale.etag
+    assert await audit_events(http, live, stale.account_id) == [
+        "Account Created",
+        "Account Updated, Field: primary_color",
+    ]
 
 
 async def test_a_stale_rename_to_the_name_the_account_got_meanwhile_changes_nothing(
