@@ -43,6 +43,9 @@ _engine_log = logging.getLogger("sqlalchemy.engine.Engine")
 
 
 Processor = Callable[[Any], Any]
+#: A statement compiled for a dialect: its SQL, its positional parameters' names in order, their
+#: bind processors, and the values of those the statement holds itself.
+_Compiled = tuple[str, tuple[str, ...], tuple[Processor | None, ...], dict[str, Any]]
 
 
 class NamedRow(Protocol):
@@ -67,7 +70,7 @@ class DriverQuery:
             raise ValueError(f"the labels of a DriverQuery must differ: {names}")
         self.statement = statement
         self.names: frozenset[str] = frozenset(names)
-        self._compiled: dict[str, tuple[str, tuple[str, ...], tuple[Processor | None, ...]]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
     def require(self, names: Iterable[str]) -> tuple[str, ...]:
         """`names`, checked (once, where the query is defined) to be labels of this query."""
@@ -77,11 +80,10 @@ class DriverQuery:
             raise ValueError(f"a DriverQuery has no column labelled {missing}")
         return wanted
 
-    def sql_for(
-        self, dialect: Dialect
-    ) -> tuple[str, tuple[str, ...], tuple[Processor | None, ...]]:
-        """The SQL for this dialect, the names of its positional parameters in order, and each
-        one's bind processor (None: the value goes to the driver as it is)."""
+    def sql_for(self, dialect: Dialect) -> _Compiled:
+        """The SQL for this dialect, the names of its positional parameters in order, each
+        one's bind processor (None: the value goes to the driver as it is), and the values of
+        the parameters the statement holds itself (`literal("…")`), by name."""
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             statement = self.statement.compile(dialect=dialect)
@@ -90,7 +92,12 @@ class DriverQuery:
                 statement.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in names
             )
-            compiled = (str(statement), names, processors)
+            fixed = {
+                name: statement.binds[name].effective_value
+                for name in names
+                if not statement.binds[name].required
+            }
+            compiled = (str(statement), names, processors, fixed)
             self._compiled[dialect.name] = compiled
         return compiled
 
@@ -105,7 +112,9 @@ class DriverQuery:
             # (BEGIN) first: a statement sent straight to the driver could be the first, and
             # outside a transaction PgBouncer may run its two exchanges on two server connections.
             return (await connection.execute(self.statement, parameters)).mappings().all()
-        sql, names, processors = self.sql_for(connection.dialect)
+        sql, names, processors, fixed = self.sql_for(connection.dialect)
+        if fixed:
+            parameters = {**fixed, **parameters}
         values = tuple(
             parameters[name] if process is None else process(parameters[name])
             for name, process in zip(names, processors, strict=True)

@@ -31,7 +31,7 @@ BY_NAME = DriverQuery(
 
 
 def test_sql_is_compiled_once_per_dialect_with_its_placeholders(engine: AsyncEngine) -> None:
-    sql, names, _processors = BY_NAME.sql_for(engine.dialect)
+    sql, names, _processors, _fixed = BY_NAME.sql_for(engine.dialect)
     assert names == ("name",)
     placeholder = "$1::VARCHAR" if engine.dialect.name == "postgresql" else "?"
     assert sql.endswith(f"WHERE account.name = {placeholder} ORDER BY account.id")

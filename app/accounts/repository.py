@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,12 +11,16 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     bindparam,
+    case,
     delete,
     exists,
     func,
     insert,
+    literal,
     literal_column,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +30,7 @@ from app.accounts.errors import AccountNotFound
 from app.accounts.models import Account, AccountRole, AccountTotal, account_account_role
 from app.accounts.schemas import AccountRead, AccountRoleOut
 from app.accounts.scope import account_scope_clause
+from app.audit import events as audit_events
 from app.audit.models import AuditRecord
 from app.auth.policy import AccountScope
 from app.db import storable_id
@@ -197,6 +202,133 @@ def _one_statement_write(columns: tuple[str, ...]) -> DriverQuery:
     )
     return DriverQuery(
         select(*(written.c[name].label(name) for name in _ACCOUNT_FIELDS)).add_cte(audited)
+    )
+
+
+#: The columns a PATCH may change that the one-statement decided write compares in SQL (the
+#: JSON attributes and the roles take the version-checked write).
+DECIDED_IN_SQL = frozenset(
+    {"name", "primary_color", "secondary_color", "logo_url", "consultancy_account_id"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedWrite:
+    """What the decided write found: the account as it was when its row was locked, whether
+    the premises the PATCH was authorised on still held, and the account as written, if
+    anything changed."""
+
+    current: AccountRead
+    premise_held: bool
+    written: AccountRead | None
+
+
+def decides_in_sql(session: AsyncSession, fields: Collection[str]) -> bool:
+    """Whether a PATCH of these fields is written by `write_decided` (on PostgreSQL)."""
+    return session.get_bind().dialect.name == "postgresql" and set(fields) <= DECIDED_IN_SQL
+
+
+async def write_decided(
+    session: AsyncSession,
+    read: AccountRead,
+    values: Mapping[str, Any],
+    record: AuditRecord,
+    *,
+    same_version: bool,
+) -> DecidedWrite:
+    """Set `values` (in the order the audit record names fields) on the account as it is now,
+    in one statement: it locks the row, compares
+    each value with the row's own, writes those that differ (and bumps the version) and adds
+    the audit record naming them, all only if the premises the caller checked on `read` still
+    hold: the account's consultancy (access may hang on it) and, with `same_version`, its
+    version (an If-Match). `record` gives the audit record's author and time; its event is
+    worded again in SQL from the fields that change (`audit_events.ACCOUNT_UPDATED`).
+
+    There is nothing to retry when another PATCH committed since `read`: the statement decides
+    on what that one wrote. The row is locked for this statement and its commit only (on the
+    driver, as every request's reads are, it is its own transaction: app.rawrows).
+    """
+    rows = await _decided_write(tuple(values), same_version).rows(
+        session,
+        account_id=read.id,
+        read_consultancy=read.consultancy_account_id,
+        read_version=read.version,
+        **{f"new_{name}": value for name, value in values.items()},
+        **{f"audit_{name}": getattr(record, name) for name in _AUDIT_COLUMNS if name != "event"},
+    )
+    if not rows:
+        raise AccountNotFound(read.id)
+    (row,) = rows
+    current = AccountRead.model_construct(
+        **{name: row[f"old_{name}"] for name in _ACCOUNT_FIELDS},
+        account_roles=read.account_roles,
+    )
+    premise_held = current.consultancy_account_id == read.consultancy_account_id and (
+        not same_version or current.version == read.version
+    )
+    written = _account(row, read.account_roles) if row["id"] is not None else None
+    return DecidedWrite(current, premise_held, written)
+
+
+@functools.cache
+def _decided_write(columns: tuple[str, ...], same_version: bool) -> DriverQuery:
+    """`write_decided`'s statement for these columns, built and compiled once per set of them.
+
+    old: the row, locked (FOR UPDATE: after a concurrent writer's commit, its version);
+    written: the values that differ from old's, only if the premises hold and one differs;
+    audited: the record naming those fields, only if written. The final SELECT returns old and,
+    if written, the row as written."""
+    table = Account.__table__
+    old = (
+        select(*(table.c[name] for name in _ACCOUNT_FIELDS))
+        .where(table.c.id == bindparam("account_id"))
+        .with_for_update()
+        .cte("old")
+    )
+    new = {name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}
+    differs = {name: old.c[name].is_distinct_from(new[name]) for name in columns}
+    premises = [
+        old.c.consultancy_account_id.is_not_distinct_from(
+            bindparam("read_consultancy", type_=table.c.consultancy_account_id.type)
+        )
+    ]
+    if same_version:
+        premises.append(old.c.version == bindparam("read_version", type_=table.c.version.type))
+    event = literal(audit_events.ACCOUNT_UPDATED) + func.concat_ws(
+        audit_events.FIELD_SEPARATOR,
+        *(case((differs[name], literal(name)), else_=None) for name in columns),
+    )
+    written = (
+        update(Account)
+        .where(Account.id == old.c.id, *premises, or_(*differs.values()))
+        .values({**new, "version": Account.version + literal_column("1", Integer)})
+        .returning(*_WRITTEN, event.label("event"))
+        .cte("written")
+    )
+    audit = AuditRecord.__table__
+    audited = (
+        insert(AuditRecord)
+        .from_select(
+            [*_AUDIT_COLUMNS, "affected_account_id"],
+            select(
+                written.c.event,
+                *(
+                    bindparam(f"audit_{name}", type_=audit.c[name].type).label(name)
+                    for name in _AUDIT_COLUMNS
+                    if name != "event"
+                ),
+                written.c.id,
+            ),
+        )
+        .cte("audited")
+    )
+    return DriverQuery(
+        select(
+            *(old.c[name].label(f"old_{name}") for name in _ACCOUNT_FIELDS),
+            *(written.c[name].label(name) for name in _ACCOUNT_FIELDS),
+        )
+        .select_from(old.outerjoin(written, true()))
+        .add_cte(audited)
     )
 
 

@@ -143,9 +143,11 @@ async def update_account(
     """Apply a PATCH to an account read by `authorize_update`.
 
     Any 4xx leaves the account as it was; an effective change and its audit record are
-    committed together, a no-op writes nothing. Everything is checked without a lock; the
-    write then applies only if the account is still at the version read. If it has moved on,
-    the account is read again with its row locked, and the PATCH decided again (access,
+    committed together, a no-op writes nothing. Everything is checked without a lock. Then, on
+    PostgreSQL, a PATCH of plain columns is decided and written by one statement on the row as
+    it is when locked (`_update_decided_in_sql`); otherwise (roles, attributes, SQLite) the
+    write applies only if the account is still at the version read, and if it has moved on the
+    account is read again with its row locked and the PATCH decided again (access,
     `If-Match`, what changes), which no other writer can race any more.
     """
     given = patch.model_fields_set
@@ -162,7 +164,57 @@ async def update_account(
     # A name another account has is not checked for first: the write meets the unique
     # constraint, which `_unique_name` answers with the 422, and writes nothing. (A check before
     # it would cost a round trip on every rename and still leave the constraint to decide races.)
+    if accounts_repository.decides_in_sql(session, given):
+        return await _update_decided_in_sql(session, who, account, patch, if_match)
+    return await _update_at_version(session, who, account, patch, roles, if_match)
 
+
+async def _update_decided_in_sql(
+    session: AsyncSession,
+    who: Principal,
+    account: AccountRead,
+    patch: AccountPatch,
+    if_match: str | None,
+) -> AccountRead:
+    """A PATCH of plain columns on PostgreSQL: one statement locks the row, writes the values
+    that differ from it and audits them, if the account's consultancy (and with If-Match its
+    version) is still as read; a PATCH that changes nothing on the account as read writes
+    nothing. A concurrent PATCH is no conflict: the statement decides on what it wrote."""
+    _values, changed = _changes(account, patch, None)
+    if not changed:
+        return account
+    given = patch.model_fields_set
+    values = {field: getattr(patch, field) for field in AUDITED_FIELDS if field in given}
+    record = audit_events.account_updated(who, account.id, list(values))
+    name = values.get("name", account.name)
+    async with _unique_name(session, name):
+        outcome = await accounts_repository.write_decided(
+            session, account, values, record, same_version=if_match is not None
+        )
+        if outcome.written is not None:
+            await session.commit()
+            return outcome.written
+    if outcome.premise_held:  # nothing differs from the account as it is now
+        return outcome.current
+    if if_match is not None and not etags.if_match_holds(if_match, etag_of(outcome.current)):
+        raise PreconditionFailed()
+    # Its consultancy moved since the read, and who may change the account with it: decide
+    # again on the account as it is now (written only at that version, else under its lock).
+    policy.authorize_account_patch(who, outcome.current, given)
+    return await _update_at_version(session, who, outcome.current, patch, None, if_match)
+
+
+async def _update_at_version(
+    session: AsyncSession,
+    who: Principal,
+    account: AccountRead,
+    patch: AccountPatch,
+    roles: list[AccountRole] | None,
+    if_match: str | None,
+) -> AccountRead:
+    """Write the PATCH only if the account is still at the version read; if it has moved on,
+    read it again with its row locked and decide again (access, If-Match, what changes)."""
+    given = patch.model_fields_set
     for _attempt in range(2):
         values, changed = _changes(account, patch, roles)
         if not changed:

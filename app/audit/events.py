@@ -19,8 +19,14 @@ def account_created(who: Principal | None, account_id: int) -> AuditRecord:
     return _record(who, "Account Created", account_id=account_id)
 
 
+#: An account update's event: this, then the changed fields' names joined by FIELD_SEPARATOR
+#: (app.accounts.repository words it so in SQL too, from the fields that change there).
+ACCOUNT_UPDATED = "Account Updated, Field: "
+FIELD_SEPARATOR = ", "
+
+
 def account_updated(who: Principal | None, account_id: int, fields: Sequence[str]) -> AuditRecord:
-    return _record(who, f"Account Updated, Field: {', '.join(fields)}", account_id=account_id)
+    return _record(who, ACCOUNT_UPDATED + FIELD_SEPARATOR.join(fields), account_id=account_id)
 
 
 def user_event(who: Principal | None, user_id: int, event: str) -> AuditRecord:

@@ -22,7 +22,7 @@ from app.accounts import repository as accounts_repository
 from app.accounts import service as accounts_service
 from app.accounts.schemas import AccountPatch, AccountRead
 from app.auth import tokens
-from app.errors import InvalidInput, PreconditionFailed
+from app.errors import Forbidden, InvalidInput, PreconditionFailed
 from app.main import create_app
 from app.settings import Settings
 from app.users import repository as users_repository
@@ -251,7 +251,13 @@ class Stale:
 
 async def stale_read(http: AsyncClient, live: Live, name: str, *changes: dict[str, Any]) -> Stale:
     """A new account, read, then changed by other requests (each must answer 200)."""
-    account_id = await new_account(http, live, name)
+    return await stale_read_of(http, live, await new_account(http, live, name), *changes)
+
+
+async def stale_read_of(
+    http: AsyncClient, live: Live, account_id: int, *changes: dict[str, Any]
+) -> Stale:
+    """The account, read, then changed by other requests (each must answer 200)."""
     async with live.app.state.sessionmaker() as session:
         read = await accounts_repository.get_by_id(session, account_id)
     etag = ""
@@ -263,10 +269,15 @@ async def stale_read(http: AsyncClient, live: Live, name: str, *changes: dict[st
 
 
 async def _update(
-    live: Live, account: AccountRead, body: dict[str, Any], if_match: str | None = None
+    live: Live,
+    account: AccountRead,
+    body: dict[str, Any],
+    if_match: str | None = None,
+    *,
+    user: str = "admin",
 ) -> AccountRead:
     async with live.app.state.sessionmaker() as session:
-        who = await users_repository.get_principal(session, live.world.user("admin").id)
+        who = await users_repository.get_principal(session, live.world.user(user).id)
         assert who is not None
         patch = AccountPatch.model_validate(body)
         return await accounts_service.update_account(session, who, account, patch, if_match)
@@ -349,3 +360,62 @@ async def test_a_stale_rename_to_the_name_the_account_got_meanwhile_changes_noth
         "Account Created",
         "Account Updated, Field: name",
     ]
+
+
+async def _moved_out_of_its_consultancy(http: AsyncClient, live: Live, name: str) -> Stale:
+    """A client of the demo consultancy, read, then taken out of the consultancy."""
+    admin = live.headers("admin")
+    account_id = await new_account(http, live, name)
+    consultancy = live.world.account("Test Consultancy Account")
+    joined = await http.patch(
+        f"{URL}/{account_id}", json={"consultancy_account_id": consultancy}, headers=admin
+    )
+    assert joined.status_code == 200, joined.text
+    return await stale_read_of(http, live, account_id, {"consultancy_account_id": None})
+
+
+async def test_a_consultant_whose_client_left_since_the_read_may_not_patch_it(
+    http: AsyncClient, live: Live
+) -> None:
+    """Access was granted on the read (the account was a client of theirs); the write finds the
+    premise gone and decides again: 403, nothing written."""
+    stale = await _moved_out_of_its_consultancy(http, live, "Leaving Client")
+    with pytest.raises(Forbidden):
+        await _update(live, stale.read, {"name": "Renamed By Former Consultant"}, user="consultant")
+    read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
+    assert read.json()["name"] == "Leaving Client"
+    assert read.headers["ETag"] == stale.etag
+    assert await audit_events(http, live, stale.account_id) == [
+        "Account Created",
+        "Account Updated, Field: consultancy_account_id",
+        "Account Updated, Field: consultancy_account_id",
+    ]
+
+
+async def test_an_admin_patch_read_before_a_consultancy_move_is_decided_again(
+    http: AsyncClient, live: Live
+) -> None:
+    stale = await _moved_out_of_its_consultancy(http, live, "Moved Client")
+    answered = await _update(live, stale.read, {"name": "Moved Client Renamed"})
+    assert answered.name == "Moved Client Renamed"
+    assert answered.consultancy_account_id is None  # as it is now, not as read
+    read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
+    assert read.json()["name"] == "Moved Client Renamed"
+    assert read.json()["consultancy_account_id"] is None
+    assert (await audit_events(http, live, stale.account_id))[-1] == "Account Updated, Field: name"
+
+
+async def test_a_patch_of_several_fields_names_those_that_differ_from_the_account_as_it_is(
+    http: AsyncClient, live: Live
+) -> None:
+    """The fields named in the record are decided on the locked row: one that another request
+    set to the same value meanwhile is not named, one it changed back from is."""
+    stale = await stale_read(
+        http, live, "Several Fields", {"primary_color": "#444444", "logo_url": None}
+    )
+    body = {"name": "Several Fields", "primary_color": "#444444", "secondary_color": "#555555"}
+    answered = await _update(live, stale.read, body)
+    assert (answered.primary_color, answered.secondary_color) == ("#444444", "#555555")
+    assert (await audit_events(http, live, stale.account_id))[-1] == (
+        "Account Updated, Field: secondary_color"
+    )
