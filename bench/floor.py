@@ -111,8 +111,11 @@ async def capture(
                     body = unique_body(scenario, unique)
                     if scenario.patch_ids:
                         # A name of its own, so that the captured PATCH really changes something
-                        # (scenarios share accounts: one's capture renamed the other's).
-                        name = f"Bench Floor {scenario.name} {scenario.patch_ids[index]}"
+                        # (scenarios share accounts: one's capture renamed the other's); and
+                        # one-off (a `Fresh` marker), so that every replay changes it again, as
+                        # every request of the scenario does (the write decides in SQL whether
+                        # the name differs: replayed as captured, it would write nothing).
+                        name = f"Bench Floor {scenario.name} {scenario.patch_ids[index]} {unique}"
                         body = json.dumps({"name": name})
                     response = await http.request(
                         scenario.method,
