@@ -207,6 +207,7 @@ def bench_n(
                 args.workers,
                 args.rate_limit_storage_url,
                 smtp_url=args.smtp_sink.url,
+                concurrency=args.connections,
             ) as service,
         ):
             tokens = _log_in(service.base_url)

@@ -101,6 +101,8 @@ class Service:
         workers: int,
         rate_limit_storage_url: str,
         smtp_url: str | None = None,
+        *,
+        concurrency: int,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
@@ -114,6 +116,11 @@ class Service:
             # On, and counting every request, but high enough never to answer 429 here.
             "API_RATE_LIMIT": "100000000/minute",
             "RATE_LIMIT_STORAGE_URL": rate_limit_storage_url,
+            # As docs/DEPLOYMENT.md says to size it: at least the concurrency one worker sees.
+            # wrk's connections stay with the worker that accepted them, and all of them may
+            # land on one (splits of 12/4 and worse were seen): with a smaller pool, each
+            # request over it opens and closes a PostgreSQL connection of its own.
+            "DB_POOL_SIZE": str(concurrency),
         }
         if smtp_url:  # else production has no mailer: a request that sends mail answers 503
             self.env["SMTP_URL"] = smtp_url
