@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,7 +28,13 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    target = Path(argv[0]) if argv else COMMITTED
+    parser = argparse.ArgumentParser(
+        prog="python -m app.openapi", description="Write the app's OpenAPI document."
+    )
+    parser.add_argument(
+        "path", nargs="?", type=Path, default=COMMITTED, help=f"where (default: {COMMITTED})"
+    )
+    target: Path = parser.parse_args(argv).path
     target.write_text(render(document()), encoding="utf-8")
     print(f"Wrote {target}")
     return 0

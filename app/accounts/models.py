@@ -48,7 +48,7 @@ class AccountRole(Base):
 
 class AccountTotal(Base):
     """How many accounts there are: the sum of `total` over the rows, kept by database triggers
-    (`app.counters`, ACCOUNT_TOTAL_V2, migration 0004), so that an admin's paginated list reads
+    (`app.counters`, ACCOUNT_TOTAL_V2, migration 0005), so that an admin's paginated list reads
     a few rows instead of counting every account. An account counts in the row `slot = id %
     ACCOUNT_TOTAL_SLOTS`: concurrent creations update different rows instead of queueing for one."""
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
 from openapi_spec_validator import validate
 
-from app.openapi import COMMITTED, document, render
+from app.openapi import COMMITTED, document, main, render
 
 OPERATIONS = {
     ("get", "/api/"): "get_api_info",
@@ -146,3 +147,17 @@ def test_hyphenated_keys_are_documented_as_such() -> None:
     assert not {"per-page", "sort-by", "sort-dir"} & set(params)
     for name in ("per_page", "sort_by", "sort_dir"):
         assert f"`{name.replace('_', '-')}`" in params[name]["description"]
+
+
+def test_the_writer_takes_a_path_and_answers_help(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "openapi.json"
+    assert main([str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == render(document())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    assert "python -m app.openapi" in capsys.readouterr().out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["openapi.json"]  # no "--help"
