@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,6 +137,26 @@ class QueryCounter:
         response = await client.get(url, params=params, headers=headers)
         assert response.status_code == 200, response.text
         return self.count
+
+    async def of_gets_around(
+        self,
+        client: AsyncClient,
+        url: str,
+        headers: dict[str, str],
+        change: Callable[[int], Awaitable[None]],
+        **params: object,
+    ) -> tuple[list[int], list[Any]]:
+        """`GET url` twice (each must answer 200), `change(round)` awaited after each read, so
+        that the second read sees more rows than the first: its statements and body each time."""
+        counts, bodies = [], []
+        for round_ in range(2):
+            self.reset()
+            response = await client.get(url, params=params, headers=headers)
+            assert response.status_code == 200, response.text
+            counts.append(self.count)
+            bodies.append(response.json())
+            await change(round_)
+        return counts, bodies
 
 
 @pytest.fixture

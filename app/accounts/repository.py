@@ -102,10 +102,11 @@ def _account_of(rows: Sequence[NamedRow]) -> AccountRead:
     )
 
 
-def _account(row: NamedRow, roles: list[AccountRoleOut]) -> AccountRead:
+def _account(row: NamedRow, roles: list[AccountRoleOut], prefix: str = "") -> AccountRead:
+    """The account of a row holding its columns, each labelled `prefix` + the column's name."""
     # Built without validation: the values are the database's, already of the right types.
     return AccountRead.model_construct(
-        **{name: row[name] for name in _ACCOUNT_FIELDS}, account_roles=roles
+        **{name: row[prefix + name] for name in _ACCOUNT_FIELDS}, account_roles=roles
     )
 
 
@@ -259,10 +260,7 @@ async def write_decided(
     if not rows:
         raise AccountNotFound(read.id)
     (row,) = rows
-    current = AccountRead.model_construct(
-        **{name: row[f"old_{name}"] for name in _ACCOUNT_FIELDS},
-        account_roles=read.account_roles,
-    )
+    current = _account(row, read.account_roles, prefix="old_")
     premise_held = current.consultancy_account_id == read.consultancy_account_id and (
         not same_version or current.version == read.version
     )

@@ -268,6 +268,13 @@ async def stale_read_of(
     return Stale(account_id, read, etag)
 
 
+async def assert_left_as(http: AsyncClient, live: Live, stale: Stale, name: str) -> None:
+    """The account still has `name`, at the version the other requests left it (its ETag)."""
+    read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
+    assert read.json()["name"] == name
+    assert read.headers["ETag"] == stale.etag
+
+
 async def _update(
     live: Live,
     account: AccountRead,
@@ -327,9 +334,7 @@ async def test_a_stale_patch_with_if_match_is_refused_and_changes_nothing(
     etag = accounts_service.etag_of(stale.read)
     with pytest.raises(PreconditionFailed):
         await _update(live, stale.read, {"name": "Stale Guarded 2"}, etag)
-    read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
-    assert read.json()["name"] == "Stale Guarded"
-    assert read.headers["ETag"] == stale.etag
+    await assert_left_as(http, live, stale, "Stale Guarded")
 
 
 async def test_a_stale_rename_to_a_name_another_account_took_meanwhile_is_422(
@@ -339,9 +344,7 @@ async def test_a_stale_rename_to_a_name_another_account_took_meanwhile_is_422(
     await new_account(http, live, "Stale Taken Meanwhile")
     with pytest.raises(InvalidInput):
         await _update(live, stale.read, {"name": "Stale Taken Meanwhile"})
-    read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
-    assert read.json()["name"] == "Stale Taker A"
-    assert read.headers["ETag"] == stale.etag
+    await assert_left_as(http, live, stale, "Stale Taker A")
     assert await audit_events(http, live, stale.account_id) == [
         "Account Created",
         "Account Updated, Field: primary_color",
@@ -382,9 +385,7 @@ async def test_a_consultant_whose_client_left_since_the_read_may_not_patch_it(
     stale = await _moved_out_of_its_consultancy(http, live, "Leaving Client")
     with pytest.raises(Forbidden):
         await _update(live, stale.read, {"name": "Renamed By Former Consultant"}, user="consultant")
-    read = await http.get(f"{URL}/{stale.account_id}", headers=live.headers("admin"))
-    assert read.json()["name"] == "Leaving Client"
-    assert read.headers["ETag"] == stale.etag
+    await assert_left_as(http, live, stale, "Leaving Client")
     assert await audit_events(http, live, stale.account_id) == [
         "Account Created",
         "Account Updated, Field: consultancy_account_id",

@@ -4,7 +4,7 @@ accounts (tests/accounts/test_query_counts.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from httpx import AsyncClient
@@ -67,20 +67,10 @@ async def test_list_statements_do_not_grow_with_the_number_of_users(
 async def test_user_audit_log_page_statements_are_constant(
     client: AsyncClient, headers_for: Headers, count_queries: QueryCounter, world: World
 ) -> None:
-    admin = headers_for("admin")
     url = f"{URL}/{world.user('prosumer_3').id}"
-    zones = ("Europe/Berlin", "Asia/Tokyo")
-    counts = []
-    for round_ in range(2):
-        count_queries.reset()
-        response = await client.get(f"{url}/auditlog", params={"page": 1}, headers=admin)
-        assert response.status_code == 200
-        counts.append(count_queries.count)
-        for index in range(10):
-            response = await client.patch(
-                url, json={"timezone": zones[(round_ + index) % 2]}, headers=admin
-            )
-            assert response.status_code == 200, response.text
+    counts, _pages = await count_queries.of_gets_around(
+        client, f"{url}/auditlog", headers_for("admin"), moves(client, headers_for, url), page=1
+    )
     # principal, the user as the policy's target (roles, account: one statement), the counts,
     # the page of records
     assert counts[0] == counts[1] <= 4, counts
@@ -90,20 +80,23 @@ async def test_a_whole_user_audit_log_is_three_statements_at_any_length(
     client: AsyncClient, headers_for: Headers, count_queries: QueryCounter, world: World
 ) -> None:
     """Without page and filter (as FlexMeasures' clients ask): the records in one statement."""
-    admin = headers_for("admin")
     url = f"{URL}/{world.user('prosumer_3').id}"
+    counts, logs = await count_queries.of_gets_around(
+        client, f"{url}/auditlog", headers_for("admin"), moves(client, headers_for, url)
+    )
+    assert len(logs[1]) >= len(logs[0]) + 10
+    assert counts == [3, 3], counts  # principal, the user as the policy's target, the records
+
+
+def moves(client: AsyncClient, headers_for: Headers, url: str) -> Callable[[int], Awaitable[None]]:
+    """Ten changes of the user's timezone, back and forth (each must answer 200)."""
     zones = ("Europe/Berlin", "Asia/Tokyo")
-    lengths, counts = [], []
-    for round_ in range(2):
-        count_queries.reset()
-        response = await client.get(f"{url}/auditlog", headers=admin)
-        assert response.status_code == 200
-        counts.append(count_queries.count)
-        lengths.append(len(response.json()))
+
+    async def move(round_: int) -> None:
         for index in range(10):
             response = await client.patch(
-                url, json={"timezone": zones[(round_ + index) % 2]}, headers=admin
+                url, json={"timezone": zones[(round_ + index) % 2]}, headers=headers_for("admin")
             )
             assert response.status_code == 200, response.text
-    assert lengths[1] >= lengths[0] + 10
-    assert counts == [3, 3], counts  # principal, the user as the policy's target, the records
+
+    return move
