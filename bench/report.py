@@ -276,7 +276,7 @@ def section(runs: list[RunResult], machine: Machine, settings: Settings) -> str:
         f"{machine.postgres}; {machine.wrk}. Load average before the run: "
         f"{machine.load_average}.",
         f"- Load: wrk -t {settings.threads} -c {settings.connections} -d {settings.duration:g}s "
-        f"per scenario after a {settings.warmup:g} s warm-up; uvicorn --workers "
+        f"per scenario after a {settings.warmup:g} s warm-up; accounts-serve --workers "
         f"{settings.workers} --loop uvloop --http httptools; floor: the same SQL through "
         f"asyncpg, {settings.workers} processes, {settings.connections} connections in all, "
         f"{settings.floor_duration:g} s.",

@@ -131,7 +131,7 @@ class Service:
         return [
             sys.executable,
             "-m",
-            "uvicorn",
+            "app.serve",  # uvicorn, its workers sharing connections evenly (docs/DEPLOYMENT.md)
             "app.main:app",
             "--host",
             HOST,

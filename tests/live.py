@@ -77,9 +77,11 @@ async def live_server(
     *extra_args: str,
     extra_env: Mapping[str, str] | None = None,
     port: int | None = None,
+    server: str = "uvicorn",
 ) -> AsyncIterator[LiveServer]:
     """Serve a fresh seeded database; `extra_args` go to uvicorn, `extra_env` to the app;
-    `port`: a free port chosen beforehand (for settings that name the server's own address)."""
+    `port`: a free port chosen beforehand (for settings that name the server's own address);
+    `server`: the module run with `python -m` (uvicorn itself, or `app.serve`)."""
     database_url = await create_database(backend)
     env = {
         **os.environ,
@@ -95,7 +97,7 @@ async def live_server(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "uvicorn",
+        server,
         "app.main:app",
         "--host",
         "127.0.0.1",

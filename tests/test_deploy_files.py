@@ -68,8 +68,9 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def _serve_args(tmp_path: Path, **env: str) -> list[str]:
-    """What deploy/serve.sh runs uvicorn with: a fake `uvicorn` first on PATH prints them."""
-    fake = tmp_path / "uvicorn"
+    """What deploy/serve.sh runs `accounts-serve` (uvicorn's command line, app/serve.py) with:
+    a fake `accounts-serve` first on PATH prints them."""
+    fake = tmp_path / "accounts-serve"
     fake.write_text("#!/bin/sh\nprintf '%s\\n' \"$@\"\n")
     fake.chmod(0o755)
     environment = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}

@@ -137,7 +137,8 @@ class Bouncer:
 
 @dataclass
 class Instance:
-    """One machine's service: `uvicorn --workers 2` behind PgBouncer, counting in Redis."""
+    """One machine's service: `accounts-serve --workers 2` (deploy/serve.sh) behind PgBouncer,
+    counting in Redis."""
 
     name: str
     env: dict[str, str]
@@ -151,7 +152,7 @@ class Instance:
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "uvicorn", "app.main:app",
+            sys.executable, "-m", "app.serve", "app.main:app",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", "2", "--loop", "uvloop", "--http", "httptools",
             "--proxy-headers", "--timeout-graceful-shutdown", "20",
