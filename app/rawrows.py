@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import Label
 
 from app import faults
@@ -102,16 +102,15 @@ class DriverQuery:
         return compiled
 
     async def rows(self, session: AsyncSession, **parameters: Any) -> Sequence[NamedRow]:
-        connection = await session.connection()
+        connection, driver = await _session_driver(session)
+        if driver is None:
+            # Not asyncpg (SQLite), or behind PgBouncer: through SQLAlchemy, which opens the
+            # session's transaction (BEGIN) first. (A statement sent straight to the driver
+            # could be the first, and outside a transaction PgBouncer may run its two exchanges
+            # on two server connections.)
+            return (await connection.execute(self.statement, parameters)).mappings().all()
         sync_connection = connection.sync_connection
         assert sync_connection is not None  # a session's connection is always started
-        if connection.dialect.driver != "asyncpg" or sync_connection.get_execution_options().get(
-            BEHIND_PGBOUNCER
-        ):
-            # Behind PgBouncer, through SQLAlchemy, which opens the session's transaction
-            # (BEGIN) first: a statement sent straight to the driver could be the first, and
-            # outside a transaction PgBouncer may run its two exchanges on two server connections.
-            return (await connection.execute(self.statement, parameters)).mappings().all()
         sql, names, processors, fixed = self.sql_for(connection.dialect)
         if fixed:
             parameters = {**fixed, **parameters}
@@ -123,14 +122,13 @@ class DriverQuery:
         dispatch.before_cursor_execute(sync_connection, None, sql, values, None, False)
         if _engine_log.isEnabledFor(logging.INFO):
             _engine_log.info("%s [driver] %r", sql, values)
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None  # a checked-out connection
         try:
             rows: Sequence[NamedRow] = await driver.fetch(sql, *values)
         except Exception as exc:
             # As the engine does for its own statements: a connection that failed (rather than
             # the statement) is invalidated so that the pool replaces it (app.faults).
             if faults.connection_lost(exc, driver):
+                session.info.pop(_DRIVER, None)
                 await connection.invalidate()
                 raise faults.lost_connection_error(sql, values, exc) from exc
             if str(getattr(exc, "sqlstate", "")).startswith("23"):
@@ -140,3 +138,31 @@ class DriverQuery:
             raise DBAPIError.instance(sql, values, exc, Exception) from exc
         dispatch.after_cursor_execute(sync_connection, None, sql, values, None, False)
         return rows
+
+
+#: Where a session keeps the connection its transaction holds and that connection's asyncpg
+#: connection (None: not to be used straight), with the transaction they belong to.
+_DRIVER = "rawrows.driver"
+
+
+async def _session_driver(session: AsyncSession) -> tuple[AsyncConnection, Any]:
+    """The session's connection, and its asyncpg connection where statements may go to it
+    straight. Looked up once per transaction: each lookup is two greenlet switches (the
+    session's connection, then the pooled one under it), and a request's statements share one
+    transaction until it commits or rolls back, when the session releases its connection and
+    the next lookup starts again."""
+    held = session.info.get(_DRIVER)
+    transaction = session.sync_session.get_transaction()
+    if held is not None and transaction is held[0] and transaction.is_active:
+        return held[1], held[2]
+    connection = await session.connection()
+    sync_connection = connection.sync_connection
+    assert sync_connection is not None  # a session's connection is always started
+    driver = None
+    if connection.dialect.driver == "asyncpg" and not sync_connection.get_execution_options().get(
+        BEHIND_PGBOUNCER
+    ):
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # a checked-out connection
+    session.info[_DRIVER] = (session.sync_session.get_transaction(), connection, driver)
+    return connection, driver

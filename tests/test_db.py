@@ -8,7 +8,7 @@ import asyncio
 
 import asyncpg
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -51,6 +51,32 @@ async def test_rows_see_the_sessions_own_uncommitted_writes_and_are_counted(
             ("Driver Query Account", {"a": [1, 2]}),
         ]
         assert await BY_NAME.rows(session, name="No Such Account") == []
+
+
+BACKEND_PID = DriverQuery(select(func.pg_backend_pid().label("pid")))
+
+
+@pytest.mark.postgres_only  # which server process answers: PostgreSQL's own function
+async def test_a_session_reads_on_the_connection_its_transaction_holds(database_url: str) -> None:
+    """The driver connection is looked up once per transaction: after a commit the session
+    released its connection, and its next read must not run on it (another session has it)."""
+    engine = make_engine(database_url, pool_size=2, max_overflow=0)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        async with sessions() as session:
+            (first,) = await BACKEND_PID.rows(session)
+            (again,) = await BACKEND_PID.rows(session)
+            assert again["pid"] == first["pid"]
+            await session.commit()  # the connection goes back to the pool
+            async with sessions() as other:
+                (taken,) = await BACKEND_PID.rows(other)  # the pool's idle one: the released
+                assert taken["pid"] == first["pid"]
+                (after,) = await BACKEND_PID.rows(session)
+                assert after["pid"] != first["pid"]
+                (still,) = await BACKEND_PID.rows(other)
+                assert still["pid"] == first["pid"]
+    finally:
+        await engine.dispose()
 
 
 class _OpenDriver:
