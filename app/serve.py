@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import errno
 import fcntl
 import logging
 import mmap
@@ -48,6 +49,8 @@ STALL_S = 0.05
 RECHECK_S = 0.005
 #: Connections accepted in one wake-up at most, so that one burst can't hold the loop.
 ACCEPT_BATCH = 16
+#: accept() errors after which a worker pauses listening (as asyncio's own servers do).
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: Environment variable through which the supervisor tells its workers where the board is.
 BOARD_ENV = "ACCOUNTS_CONNECTION_BOARD"
 
@@ -221,7 +224,10 @@ class BalancedListener:
                 conn, _address = self._sock.accept()
             except (BlockingIOError, InterruptedError):
                 return  # another worker took it
-            except OSError as exc:  # out of descriptors or memory: as asyncio does, pause
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    continue  # that connection was reset before it was accepted: the next
+                # Out of descriptors or memory: as asyncio does, pause for a second.
                 logger.error("Accepting a connection failed: %s", exc)
                 self._stop_listening()
                 self._loop.call_later(1.0, self._resume)

@@ -10,6 +10,8 @@ its share again; a worker that stops accepting does not strand the connections w
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import re
 import signal
@@ -256,6 +258,58 @@ async def test_connections_are_not_stranded_by_a_worker_that_stopped_accepting()
                 break
             await asyncio.sleep(0.01)
         assert board.count(slot) == 0
+        listener.close()
+        await listener.wait_closed()
+    finally:
+        sock.close()
+        board.close()
+        os.remove(path)
+
+
+class _ResetOnce:
+    """A listening socket whose first accept() finds the connection reset by its client."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reset = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self.sock.setblocking(flag)
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if not self.reset:
+            self.reset = True
+            raise ConnectionAbortedError(errno.ECONNABORTED, "Software caused connection abort")
+        return self.sock.accept()
+
+
+async def test_a_connection_reset_before_accept_is_skipped_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Out of descriptors, a worker pauses listening for a second (as asyncio does); a
+    connection its client reset before it was accepted is no such trouble."""
+    path = Board.create()
+    board = Board(path)
+    sock = socket.create_server(("127.0.0.1", 0))
+    flaky = _ResetOnce(sock)
+    loop = asyncio.get_running_loop()
+    holder: list[BalancedListener] = []
+    try:
+        slot = board.claim(os.getpid())
+        listener = BalancedListener(loop, flaky, lambda: _Echo(holder), board, slot)  # type: ignore[arg-type]
+        holder.append(listener)
+        listener.start()
+        with caplog.at_level(logging.ERROR, logger="uvicorn.error"):
+            reader, writer = await asyncio.open_connection(*sock.getsockname())
+            writer.write(b"ping")
+            assert await asyncio.wait_for(reader.read(100), 10) == b"ping"
+        assert flaky.reset
+        assert [r.getMessage() for r in caplog.records if r.name == "uvicorn.error"] == []
+        writer.close()
+        await writer.wait_closed()
         listener.close()
         await listener.wait_closed()
     finally:
