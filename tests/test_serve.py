@@ -19,8 +19,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,6 +141,28 @@ def _until_closed_everywhere(served: LiveServer, workers: list[int]) -> None:
     raise AssertionError(f"connections still counted after closing: {_split(served, workers)}")
 
 
+def _assert_eight_and_eight(served: LiveServer, workers: list[int]) -> None:
+    """16 connections opened at once: 8 on each worker, counted from outside and on the board."""
+    clients = _open_all_at_once(served.port)
+    try:
+        seen, said = _split(served, workers)
+        assert seen == [8, 8]
+        assert said == dict.fromkeys(workers, 8)
+    finally:
+        _close(clients)
+
+
+@contextmanager
+def _fresh_board() -> Iterator[Board]:
+    path = Board.create()
+    board = Board(path)
+    try:
+        yield board
+    finally:
+        board.close()
+        os.remove(path)
+
+
 def test_sixteen_connections_opened_at_once_split_eight_and_eight(served: LiveServer) -> None:
     board = Board(_board_of(_supervisor(served)))
     try:
@@ -146,13 +170,7 @@ def test_sixteen_connections_opened_at_once_split_eight_and_eight(served: LiveSe
     finally:
         board.close()
     for _ in range(5):
-        clients = _open_all_at_once(served.port)
-        try:
-            seen, said = _split(served, workers)
-            assert seen == [8, 8]
-            assert said == dict.fromkeys(workers, 8)
-        finally:
-            _close(clients)
+        _assert_eight_and_eight(served, workers)
         _until_closed_everywhere(served, workers)
 
 
@@ -170,13 +188,7 @@ def test_a_killed_workers_replacement_takes_its_share(served: LiveServer) -> Non
         board.close()
     assert before[0] not in after
     assert before[1] in after
-    clients = _open_all_at_once(served.port)
-    try:
-        seen, said = _split(served, after)
-        assert seen == [8, 8]
-        assert said == dict.fromkeys(after, 8)
-    finally:
-        _close(clients)
+    _assert_eight_and_eight(served, after)
 
 
 async def test_the_board_is_removed_when_the_server_stops(backend: Backend) -> None:
@@ -193,10 +205,8 @@ async def test_one_worker_is_plain_uvicorn_with_no_board(backend: Backend) -> No
         assert _children(_supervisor(running)) == []  # it serves in the process itself
 
 
-def test_a_dead_processs_slot_is_claimed_again(tmp_path: Path) -> None:
-    path = Board.create()
-    board = Board(path)
-    try:
+def test_a_dead_processs_slot_is_claimed_again() -> None:
+    with _fresh_board() as board:
         assert board.claim(os.getppid()) == 0
         board.add(0, 2)
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -207,13 +217,12 @@ def test_a_dead_processs_slot_is_claimed_again(tmp_path: Path) -> None:
         assert board.claimed() == {os.getppid(): 2, os.getpid(): 0}  # the live one's kept
         board.release(1)
         assert board.claimed() == {os.getppid(): 2}
-    finally:
-        board.close()
-        os.remove(path)
 
 
 class _Echo(asyncio.Protocol):
-    def __init__(self, listener: list[BalancedListener]) -> None:
+    """Echoes what it reads; tells the listener when its connection ends (as `_counted` does)."""
+
+    def __init__(self, listener: BalancedListener) -> None:
         self.listener = listener
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -223,47 +232,51 @@ class _Echo(asyncio.Protocol):
         self.transport.write(data)  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.listener[0].connection_closed()
+        self.listener.connection_closed()
+
+
+@asynccontextmanager
+async def _echoing(sock: Any, board: Board, slot: int) -> AsyncIterator[BalancedListener]:
+    """A started listener on `sock` in `slot`, serving `_Echo`; closed afterwards."""
+    listener: BalancedListener
+    listener = BalancedListener(
+        asyncio.get_running_loop(), sock, lambda: _Echo(listener), board, slot
+    )
+    listener.start()
+    try:
+        yield listener
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+async def _echoed(port: int, text: bytes) -> asyncio.StreamWriter:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(text)
+    assert await asyncio.wait_for(reader.read(100), 10) == text
+    return writer
 
 
 async def test_connections_are_not_stranded_by_a_worker_that_stopped_accepting() -> None:
     """The other worker on the board (a live process that never accepts) holds none: after
     the first connection this one holds more, yet the next ones are served after STALL_S."""
-    path = Board.create()
-    board = Board(path)
-    sock = socket.create_server(("127.0.0.1", 0))
     loop = asyncio.get_running_loop()
-    holder: list[BalancedListener] = []
-    try:
+    with _fresh_board() as board, socket.create_server(("127.0.0.1", 0)) as sock:
         slot = board.claim(os.getpid())
         board.claim(os.getppid())  # the stalled worker: alive, 0 connections, never accepting
-        listener = BalancedListener(loop, sock, lambda: _Echo(holder), board, slot)
-        holder.append(listener)
-        listener.start()
-        port = sock.getsockname()[1]
-        started = loop.time()
-        streams = []
-        for n in range(3):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"ping %d" % n)
-            assert await asyncio.wait_for(reader.read(100), 10) == b"ping %d" % n
-            streams.append(writer)
-        assert loop.time() - started >= STALL_S  # the second waited for the other worker first
-        assert board.count(slot) == 3
-        for writer in streams:
-            writer.close()
-            await writer.wait_closed()
-        for _ in range(100):
-            if board.count(slot) == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert board.count(slot) == 0
-        listener.close()
-        await listener.wait_closed()
-    finally:
-        sock.close()
-        board.close()
-        os.remove(path)
+        async with _echoing(sock, board, slot):
+            started = loop.time()
+            streams = [await _echoed(sock.getsockname()[1], b"ping %d" % n) for n in range(3)]
+            assert loop.time() - started >= STALL_S  # the second waited for the other first
+            assert board.count(slot) == 3
+            for writer in streams:
+                writer.close()
+                await writer.wait_closed()
+            for _ in range(100):
+                if board.count(slot) == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert board.count(slot) == 0
 
 
 class _ResetOnce:
@@ -291,28 +304,12 @@ async def test_a_connection_reset_before_accept_is_skipped_not_an_error(
 ) -> None:
     """Out of descriptors, a worker pauses listening for a second (as asyncio does); a
     connection its client reset before it was accepted is no such trouble."""
-    path = Board.create()
-    board = Board(path)
-    sock = socket.create_server(("127.0.0.1", 0))
-    flaky = _ResetOnce(sock)
-    loop = asyncio.get_running_loop()
-    holder: list[BalancedListener] = []
-    try:
-        slot = board.claim(os.getpid())
-        listener = BalancedListener(loop, flaky, lambda: _Echo(holder), board, slot)  # type: ignore[arg-type]
-        holder.append(listener)
-        listener.start()
-        with caplog.at_level(logging.ERROR, logger="uvicorn.error"):
-            reader, writer = await asyncio.open_connection(*sock.getsockname())
-            writer.write(b"ping")
-            assert await asyncio.wait_for(reader.read(100), 10) == b"ping"
+    with _fresh_board() as board, socket.create_server(("127.0.0.1", 0)) as sock:
+        flaky = _ResetOnce(sock)
+        async with _echoing(flaky, board, board.claim(os.getpid())):
+            with caplog.at_level(logging.ERROR, logger="uvicorn.error"):
+                writer = await _echoed(sock.getsockname()[1], b"ping")
+            writer.close()
+            await writer.wait_closed()
         assert flaky.reset
         assert [r.getMessage() for r in caplog.records if r.name == "uvicorn.error"] == []
-        writer.close()
-        await writer.wait_closed()
-        listener.close()
-        await listener.wait_closed()
-    finally:
-        sock.close()
-        board.close()
-        os.remove(path)
