@@ -51,6 +51,8 @@ RECHECK_S = 0.005
 ACCEPT_BATCH = 16
 #: accept() errors after which a worker pauses listening (as asyncio's own servers do).
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: How a board's file name starts: then the pid of the supervisor that made it.
+BOARD_PREFIX = "accounts-connections-"
 #: Environment variable through which the supervisor tells its workers where the board is.
 BOARD_ENV = "ACCOUNTS_CONNECTION_BOARD"
 
@@ -76,9 +78,16 @@ class Board:
 
     @classmethod
     def create(cls) -> str:
-        """A new, empty board's path: in /dev/shm where there is one (memory, not disk)."""
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, path = tempfile.mkstemp(prefix="accounts-connections-", dir=folder)
+        """A new, empty board's path, named after this process, in /dev/shm where there is one
+        (memory, not disk). Boards left by supervisors that are gone (killed: no exit handler
+        ran) are removed first."""
+        folder = board_folder()
+        for name in os.listdir(folder):
+            owner = name.removeprefix(BOARD_PREFIX).split("-", 1)[0]
+            if name.startswith(BOARD_PREFIX) and owner.isdigit() and not _alive(int(owner)):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, name))
+        fd, path = tempfile.mkstemp(prefix=f"{BOARD_PREFIX}{os.getpid()}-", dir=folder)
         try:
             os.ftruncate(fd, cls.SIZE)
         finally:
@@ -132,6 +141,11 @@ class Board:
     def close(self) -> None:
         self._cells.release()
         self._map.close()
+
+
+def board_folder() -> str:
+    """Where boards are made: /dev/shm (memory) where there is one, else the temporary folder."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 
 
 def _alive(pid: int) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from app.serve import BOARD_ENV, STALL_S, BalancedListener, Board
+from app.serve import BOARD_ENV, BOARD_PREFIX, STALL_S, BalancedListener, Board, board_folder
 from tests.databases import Backend
 from tests.live import LiveServer, live_server
 
@@ -313,3 +313,20 @@ async def test_a_connection_reset_before_accept_is_skipped_not_an_error(
             await writer.wait_closed()
         assert flaky.reset
         assert [r.getMessage() for r in caplog.records if r.name == "uvicorn.error"] == []
+
+
+def test_boards_of_supervisors_that_are_gone_are_removed_by_the_next() -> None:
+    """A supervisor killed outright (SIGKILL: no exit handler) leaves its board behind; the
+    next one to start removes it, and leaves a live supervisor's board alone."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = board_folder()
+    left = os.path.join(folder, f"{BOARD_PREFIX}{gone.pid}-left")
+    alive = os.path.join(folder, f"{BOARD_PREFIX}{os.getppid()}-alive")
+    for path in (left, alive):
+        with open(path, "wb"):
+            pass
+    with _fresh_board():
+        assert not os.path.exists(left)
+        assert os.path.exists(alive)
+    os.remove(alive)
