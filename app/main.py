@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -16,7 +16,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import FLEXMEASURES_VERSION, __version__, errors
 from app.accounts.router import router as accounts_router
-from app.auth.dependencies import get_principal
 from app.auth.ratelimit import LoginLimiter
 from app.auth.reset_page import router as reset_page_router
 from app.auth.router import router as auth_router
@@ -170,11 +169,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router, prefix=API_PREFIX)
     app.include_router(reset_page_router)
     app.include_router(health_router, prefix=V3_PREFIX)
-    protected = APIRouter(
-        prefix=V3_PREFIX,
-        dependencies=[Depends(get_principal)],
-        responses=errors.documented(401),
-    )
+    # Every operation here takes the caller (`CurrentPrincipal`, itself or through its guard):
+    # tests/auth/test_tokens.py sends each one, from the OpenAPI document, without a token. Not
+    # also a router-level `Depends(get_principal)`: FastAPI solves a dependency's own
+    # dependencies before it looks in its cache, so a second mention walks the principal's tree
+    # again on every request (~7 % of a `get_one`'s instructions, docs/BENCHMARKS.md).
+    protected = APIRouter(prefix=V3_PREFIX, responses=errors.documented(401))
     protected.include_router(accounts_router)
     protected.include_router(users_router)
     app.include_router(protected)
