@@ -110,10 +110,8 @@ class Board:
         self._cells[2 * slot + 1] = 0
         self._cells[2 * slot] = 0
 
-    def add(self, slot: int, delta: int) -> int:
-        count = self._cells[2 * slot + 1] + delta
-        self._cells[2 * slot + 1] = count
-        return count
+    def add(self, slot: int, delta: int) -> None:
+        self._cells[2 * slot + 1] += delta
 
     def count(self, slot: int) -> int:
         return int(self._cells[2 * slot + 1])

@@ -117,9 +117,10 @@ class Service:
             "API_RATE_LIMIT": "100000000/minute",
             "RATE_LIMIT_STORAGE_URL": rate_limit_storage_url,
             # As docs/DEPLOYMENT.md says to size it: at least the concurrency one worker sees.
-            # wrk's connections stay with the worker that accepted them, and all of them may
-            # land on one (splits of 12/4 and worse were seen): with a smaller pool, each
-            # request over it opens and closes a PostgreSQL connection of its own.
+            # wrk's connections stay with the worker that accepted them; accounts-serve shares
+            # them evenly (8 each), but a worker that stalls leaves the others to take more, up
+            # to all of them. With a smaller pool, each request over it opens and closes a
+            # PostgreSQL connection of its own.
             "DB_POOL_SIZE": str(concurrency),
         }
         if smtp_url:  # else production has no mailer: a request that sends mail answers 503
