@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
+from starlette.routing import Mount, Route
 
 from app import __version__
 from app.main import GC_YOUNG_THRESHOLD, create_app
@@ -142,3 +144,18 @@ async def test_the_young_generation_is_collected_less_often_while_serving(
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_every_operation_is_served_by_the_apps_own_router(unreachable: FastAPI) -> None:
+    """No router node between the app and an operation (app.main.include_flat): FastAPI matches
+    a request through each node it keeps for an included router, ~6.5 % of a `get_one`'s
+    instructions at our two levels (docs/BENCHMARKS.md). Docs and static assets aside, every
+    route the app holds is an API operation of its own."""
+    kinds = {type(route) for route in unreachable.routes}
+    assert kinds <= {APIRoute, Route, Mount}, kinds
+    operations = [route for route in unreachable.routes if isinstance(route, APIRoute)]
+    paths = {route.path for route in operations}
+    assert {"/api/", "/api/requestAuthToken", "/api/v3_0/accounts/{id}"} <= paths
+    assert {"/api/v3_0/users/{id}", "/api/v3_0/health/ready"} <= paths
+    # The operations are the app's own: its dependency overrides reach them.
+    assert all(route.dependency_overrides_provider is unreachable for route in operations)
