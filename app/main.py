@@ -20,7 +20,7 @@ from app.accounts.router import router as accounts_router
 from app.auth.ratelimit import LoginLimiter
 from app.auth.reset_page import router as reset_page_router
 from app.auth.router import router as auth_router
-from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from app.db import RequestSession, make_engine, make_read_sessionmaker, make_sessionmaker
 from app.health.router import router as health_router
 from app.limits import ApiRateLimit, BodySizeLimit, rate_limit_documentation
 from app.mail import mailer_from_settings
@@ -182,7 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install_handlers(app)
     # The last added runs first: observe everything, stamp the version, count the request
-    # against the API rate limit, then limit bodies.
+    # against the API rate limit, limit bodies, then close the request's database session.
+    app.add_middleware(RequestSession)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     api_limit = settings.api_limit
     if api_limit is not None:

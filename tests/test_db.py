@@ -1,6 +1,7 @@
 """app.db: DriverQuery (the hot reads PostgreSQL runs straight on asyncpg) behaves as SQLAlchemy's
 own statements do: the same rows, inside the session's transaction, counted, and a lost
-connection is a DBAPIError that invalidates it. The pool checks connections that sat idle."""
+connection is a DBAPIError that invalidates it. The pool checks connections that sat idle.
+A request's session is closed when the request has been answered (RequestSession)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 
 import asyncpg
 import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -166,5 +169,65 @@ async def test_only_a_connection_idle_for_a_while_is_checked_before_use(
                 with pytest.raises(DBAPIError) as raised:
                     await connection.execute(statement)
                 assert raised.value.connection_invalidated
+    finally:
+        await engine.dispose()
+
+
+def _session_app(engine: AsyncEngine, *, close: bool = True) -> FastAPI:
+    """A bare app with get_session, as app.main wires it: reads on a session, and a failure."""
+    app = FastAPI()
+    app.state.sessionmaker = app.state.read_sessionmaker = db.make_sessionmaker(engine)
+    if close:
+        app.add_middleware(db.RequestSession)
+
+    @app.get("/read")
+    async def read(session: db.SessionDep, again: db.SessionDep) -> list[int]:
+        assert session is again  # one session per request
+        return [int(await session.scalar(select(func.count()).select_from(Account)) or 0)]
+
+    @app.get("/fail")
+    async def fail(session: db.SessionDep) -> None:
+        await session.execute(select(Account.id).limit(1))
+        raise RuntimeError("the endpoint failed after its first statement")
+
+    @app.get("/none")
+    async def none() -> str:
+        return "no session asked for"
+
+    return app
+
+
+async def test_a_requests_session_is_closed_when_it_is_answered_whatever_happened(
+    database_url: str, world: World
+) -> None:
+    """get_session opens one session per request; RequestSession closes it once the request has
+    been answered (its connection back in the pool), after a failure too, and a request that
+    never asked for one opened none."""
+    engine = make_engine(database_url)
+    pool = engine.sync_engine.pool
+    try:
+        app = _session_app(engine)
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://test") as http:
+            answers = await asyncio.gather(*(http.get("/read") for _ in range(8)))
+            assert {answer.status_code for answer in answers} == {200}
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+            assert (await http.get("/fail")).status_code == 500
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+            connections = pool.checkedin()  # type: ignore[attr-defined]
+            assert (await http.get("/none")).status_code == 200
+            assert pool.checkedin() == connections  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_get_session_without_request_session_refuses(database_url: str) -> None:
+    """Without the middleware nothing would close the session: get_session says so instead."""
+    engine = make_engine(database_url)
+    try:
+        app = _session_app(engine, close=False)
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
+            with pytest.raises(RuntimeError, match="RequestSession"):
+                await http.get("/read")
     finally:
         await engine.dispose()
