@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -187,10 +187,33 @@ def make_read_sessionmaker(
     asyncpg prepares a statement and executes it in two exchanges, and outside a transaction
     PgBouncer (before 1.21's `max_prepared_statements`) may hand the second to another server
     connection, where the statement does not exist.
+
+    The driver's autocommit is switched on when a read session takes a connection
+    (`_ReadSession`) and off again when any connection goes back to the pool, so the next
+    session to take it begins transactions as usual. SQLAlchemy's own way,
+    `execution_options(isolation_level="AUTOCOMMIT")`, sets and resets the connection's
+    isolation level through its connection characteristics on every checkout: ~7 % of a
+    served `get_one`'s instructions (docs/BENCHMARKS.md).
     """
     if engine.dialect.name == "sqlite" or pgbouncer:
         return make_sessionmaker(engine)
-    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _transactional_again(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.autocommit = False
+
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=_ReadSession)
+
+
+class _ReadSession(Session):
+    """A session that reads outside transactions (make_read_sessionmaker)."""
+
+
+@event.listens_for(_ReadSession, "after_begin")
+def _autocommit(_session: Session, _transaction: Any, connection: Connection) -> None:
+    # Before the session's first statement on the connection; asyncpg's adapter then sends no
+    # BEGIN (and so no ROLLBACK).
+    connection.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

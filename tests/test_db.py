@@ -231,3 +231,36 @@ async def test_get_session_without_request_session_refuses(database_url: str) ->
                 await http.get("/read")
     finally:
         await engine.dispose()
+
+
+async def _driver_of(session: AsyncSession) -> asyncpg.Connection:
+    raw = await (await session.connection()).get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver
+
+
+@pytest.mark.postgres_only  # SQLite keeps its transactions (its locking recipe, app.db)
+async def test_reads_run_outside_transactions_and_writes_inside_on_the_same_connection(
+    database_url: str,
+) -> None:
+    """A read session's statements run without BEGIN (make_read_sessionmaker); the connection it
+    used, back in the pool, begins a transaction again for the next write session."""
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)  # one connection for all
+    reads, writes = db.make_read_sessionmaker(engine), db.make_sessionmaker(engine)
+    first = select(Account.id).order_by(Account.id).limit(1)
+    try:
+        drivers = set()
+        for _ in range(2):
+            async with reads() as session:
+                await session.execute(first)  # through SQLAlchemy, as the lists read
+                driver = await _driver_of(session)
+                assert not driver.is_in_transaction()
+                drivers.add(id(driver))
+            async with writes() as session:
+                await session.execute(first)
+                driver = await _driver_of(session)
+                assert driver.is_in_transaction()
+                drivers.add(id(driver))
+        assert len(drivers) == 1
+    finally:
+        await engine.dispose()
