@@ -200,7 +200,8 @@ def make_read_sessionmaker(
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _transactional_again(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.autocommit = False
+        if dbapi_connection is not None:  # None: invalidated, it is not used again
+            dbapi_connection.autocommit = False
 
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=_ReadSession)
 
