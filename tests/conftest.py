@@ -14,7 +14,7 @@ from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import tokens
-from app.db import get_session, get_sessions, make_engine
+from app.db import make_engine
 from app.main import create_app
 from app.settings import Settings
 from app.users.models import User
@@ -85,19 +85,24 @@ def sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
     )
 
 
+def with_sessions(app: FastAPI, sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
+    """Every session of the app (each request's, through its own get_session, and those of
+    work after the answer) from `sessions`: joined to the test's rolled-back transaction."""
+    app.state.sessionmaker = app.state.read_sessionmaker = sessions
+    return app
+
+
 @pytest.fixture
 async def client(
     app: FastAPI, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[AsyncClient]:
-    async def session_per_request() -> AsyncIterator[AsyncSession]:
-        async with sessions() as session:
-            yield session
-
-    app.dependency_overrides[get_session] = session_per_request
-    app.dependency_overrides[get_sessions] = lambda: sessions
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
-        yield http
-    app.dependency_overrides.clear()
+    own = app.state.sessionmaker, app.state.read_sessionmaker
+    with_sessions(app, sessions)
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
+            yield http
+    finally:
+        app.state.sessionmaker, app.state.read_sessionmaker = own
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import get_session, get_sessions
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import with_sessions
 from tests.world import World
 
 ACCOUNTS = "/api/v3_0/accounts"
@@ -29,14 +29,7 @@ async def limited(
     limit: str,
     address: str = "198.51.100.7",
 ) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
-    app = create_app(settings.model_copy(update={"api_rate_limit": limit}))
-
-    async def session_per_request() -> AsyncIterator[AsyncSession]:
-        async with sessions() as session:
-            yield session
-
-    app.dependency_overrides[get_session] = session_per_request
-    app.dependency_overrides[get_sessions] = lambda: sessions
+    app = with_sessions(create_app(settings.model_copy(update={"api_rate_limit": limit})), sessions)
     transport = ASGITransport(app=app, client=(address, 40000))
     async with AsyncClient(transport=transport, base_url="http://test") as http:
         yield app, http

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import get_session
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import with_sessions
 from tests.world import PASSWORD, World
 
 ACCOUNTS = "/api/v3_0/accounts"
@@ -24,14 +24,9 @@ Headers = Callable[[str | None], dict[str, str]]
 @pytest.fixture
 def limited_app(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
     """An app whose limiter allows 3 failed log-ins a minute, on the test's transaction."""
-    app = create_app(settings.model_copy(update={"login_failure_limit": "3/minute"}))
-
-    async def session_per_request() -> AsyncIterator[AsyncSession]:
-        async with sessions() as session:
-            yield session
-
-    app.dependency_overrides[get_session] = session_per_request
-    return app
+    return with_sessions(
+        create_app(settings.model_copy(update={"login_failure_limit": "3/minute"})), sessions
+    )
 
 
 def client_from(app: FastAPI, address: str) -> AsyncClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -13,9 +13,9 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import ratelimit
-from app.db import get_session
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import with_sessions
 from tests.live import free_port
 from tests.redisserver import redis_server
 from tests.world import PASSWORD, World
@@ -35,13 +35,7 @@ def worker(settings: Settings, sessions: async_sessionmaker[AsyncSession], redis
             update={"login_failure_limit": "3/minute", "rate_limit_storage_url": redis}
         )
     )
-
-    async def session_per_request() -> AsyncIterator[AsyncSession]:
-        async with sessions() as session:
-            yield session
-
-    app.dependency_overrides[get_session] = session_per_request
-    return app
+    return with_sessions(app, sessions)
 
 
 def http(app: FastAPI) -> AsyncClient:

@@ -10,9 +10,9 @@ from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import get_session, get_sessions
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import with_sessions
 from tests.smtp import SmtpServer, smtp_server
 
 RESET_URL = "http://reset.test/reset-password?token={token}"
@@ -22,19 +22,6 @@ RESET_URL = "http://reset.test/reset-password?token={token}"
 async def smtp() -> AsyncIterator[SmtpServer]:
     async with smtp_server() as server:
         yield server
-
-
-def with_sessions(app: FastAPI, sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
-    """Every session of the app (the request's, and those of work after the answer) joined to
-    the test's rolled-back transaction."""
-
-    async def session_per_request() -> AsyncIterator[AsyncSession]:
-        async with sessions() as session:
-            yield session
-
-    app.dependency_overrides[get_session] = session_per_request
-    app.dependency_overrides[get_sessions] = lambda: sessions
-    return app
 
 
 @pytest.fixture(scope="module")
@@ -54,4 +41,3 @@ async def mail_client(
     with_sessions(mail_app, sessions)
     async with AsyncClient(transport=ASGITransport(app=mail_app), base_url="http://test") as http:
         yield http
-    mail_app.dependency_overrides.clear()

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import with_sessions
 from tests.smtp import SmtpServer, closed_port_url, silent_server, smtp_server
-from tests.users.conftest import with_sessions
 from tests.world import PASSWORD, World
 
 Headers = Callable[[str | None], dict[str, str]]
