@@ -217,9 +217,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             flexmeasures_version=FLEXMEASURES_VERSION,
         )
 
-    include_flat(app, auth_router, prefix=API_PREFIX)
-    include_flat(app, reset_page_router)
-    include_flat(app, health_router, prefix=V3_PREFIX)
     # Every operation here takes the caller (`CurrentPrincipal`, itself or through its guard):
     # tests/auth/test_tokens.py sends each one, from the OpenAPI document, without a token. Not
     # also a router-level `Depends(get_principal)`: FastAPI solves a dependency's own
@@ -227,6 +224,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # again on every request (~7 % of a `get_one`'s instructions, docs/BENCHMARKS.md).
     for router in (accounts_router, users_router):
         include_flat(app, router, prefix=V3_PREFIX, responses=errors.documented(401))
+    # After the operations most requests are for: a request is matched against each route in
+    # turn, and these paths overlap none of the above.
+    include_flat(app, auth_router, prefix=API_PREFIX)
+    include_flat(app, reset_page_router)
+    include_flat(app, health_router, prefix=V3_PREFIX)
     document = app.openapi
 
     def openapi_with_rate_limits() -> dict[str, Any]:
