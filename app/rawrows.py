@@ -53,6 +53,8 @@ class NamedRow(Protocol):
 
     def __getitem__(self, key: str, /) -> Any: ...
 
+    def keys(self) -> Iterable[str]: ...
+
 
 class DriverQuery:
     """A statement, written with SQLAlchemy Core, that PostgreSQL runs straight on asyncpg: a
