@@ -84,7 +84,7 @@ def include_flat(
     FastAPI 0.165 keeps an included router as a node of its own and matches every request
     through it: once to choose the node and again inside it, with bookkeeping in the scope at
     each level. Our routers' paths never overlap, so the nodes buy nothing; served flat, a
-    `get_one` costs ~6.5 % fewer instructions (docs/BENCHMARKS.md). The operations are the
+    `get_one` costs ~9 % fewer instructions (docs/BENCHMARKS.md). The operations are the
     same objects FastAPI would build (`add_api_route` with the route's own settings), so the
     OpenAPI document and the app's `dependency_overrides` are unchanged.
     """

@@ -148,7 +148,7 @@ async def test_the_young_generation_is_collected_less_often_while_serving(
 
 def test_every_operation_is_served_by_the_apps_own_router(unreachable: FastAPI) -> None:
     """No router node between the app and an operation (app.main.include_flat): FastAPI matches
-    a request through each node it keeps for an included router, ~6.5 % of a `get_one`'s
+    a request through each node it keeps for an included router, ~9 % of a `get_one`'s
     instructions at our two levels (docs/BENCHMARKS.md). Docs and static assets aside, every
     route the app holds is an API operation of its own."""
     kinds = {type(route) for route in unreachable.routes}
