@@ -42,6 +42,8 @@ MAX_VARIANTS = 64
 class Capture:
     variants: tuple[tuple[Statement, ...], ...]
     transactional: bool
+    #: Per variant, the status and JSON the service answered (the FastAPI floor answers them).
+    answers: tuple[tuple[int, Any], ...] = ()
 
     @property
     def statements_per_request(self) -> int:
@@ -103,6 +105,7 @@ async def capture(
             event.listen(engine, "commit", on_commit)
             for scenario in scenarios:
                 variants = []
+                answers = []
                 for index, path in enumerate(scenario.paths[:MAX_VARIANTS]):
                     recorded.clear()
                     committed.clear()
@@ -134,8 +137,11 @@ async def capture(
                     if UNIQUE in (scenario.body or "") and not has_markers(statements):
                         raise RuntimeError(f"capture of {scenario.key}: no parameter to vary")
                     variants.append(statements)
+                    answers.append((response.status_code, response.json()))
                 captures[scenario.key] = Capture(
-                    tuple(variants), transactional=bool(committed and through_sqlalchemy)
+                    tuple(variants),
+                    transactional=bool(committed and through_sqlalchemy),
+                    answers=tuple(answers),
                 )
     finally:
         with contextlib.suppress(Exception):

@@ -76,6 +76,8 @@ class ScenarioRow:
     statements: int = 0
     wrk: WrkResult | None = None
     floor: FloorResult | None = None
+    #: The same load on FastAPI and uvicorn replaying the statements (bench/framework_floor.py).
+    framework: WrkResult | None = None
     failure: str | None = None
     #: Scenarios that send mail: the mails that reached the SMTP sink in the measured run.
     mails: int | None = None
@@ -92,6 +94,7 @@ class ScenarioRow:
             and self.wrk.requests > 0
             and self.wrk.error_count == 0
             and (self.floor is None or self.floor.errors == 0)
+            and (self.framework is None or self.framework.error_count == 0)
         )
 
 
@@ -141,10 +144,10 @@ def _percent(value: float) -> str:
 
 HEADER = (
     "| scenario | role | req/s | p50 ms | p99 ms | errors | floor req/s | floor p50 ms "
-    "| req/s ÷ floor | p50 ÷ floor | SQL/req | PG conns opened | CPU wrk | CPU app | CPU pg "
-    "| CPU other |\n"
+    "| req/s ÷ floor | p50 ÷ floor | FastAPI floor req/s | req/s ÷ FastAPI floor | SQL/req "
+    "| PG conns opened | CPU wrk | CPU app | CPU pg | CPU other |\n"
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-    "| ---: | ---: | ---: | ---: |"
+    "| ---: | ---: | ---: | ---: | ---: | ---: |"
 )
 
 
@@ -154,7 +157,7 @@ NOISY = "†"
 
 def line(row: ScenarioRow, noise_limit: float = 0.25) -> str:
     if row.wrk is None:
-        return f"| {row.name} | {row.role} | FAILED: {row.failure or '?'} |" + " |" * 13
+        return f"| {row.name} | {row.role} | FAILED: {row.failure or '?'} |" + " |" * 15
     wrk, floor = row.wrk, row.floor
     errors = ", ".join(f"{k} {v}" for k, v in wrk.errors.items()) or "0"
     if row.failure:
@@ -178,6 +181,16 @@ def line(row: ScenarioRow, noise_limit: float = 0.25) -> str:
             cells[5] += f"; floor errors {floor.errors}"
     else:
         cells += [NONE, NONE, NONE, NONE]
+    framework = row.framework
+    if framework is not None and framework.requests_per_s:
+        cells += [
+            _rate(framework.requests_per_s) + (NOISY if framework.other_cpu > noise_limit else ""),
+            f"{wrk.requests_per_s / framework.requests_per_s:.2f}",
+        ]
+        if framework.error_count:
+            cells[5] += f"; FastAPI floor errors {framework.error_count}"
+    else:
+        cells += [NONE, NONE]
     cells += [
         str(row.statements) if row.statements else NONE,
         NONE if wrk.sessions_opened is None else f"{wrk.sessions_opened:,}",
@@ -187,6 +200,18 @@ def line(row: ScenarioRow, noise_limit: float = 0.25) -> str:
         _percent(wrk.other_cpu),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def framework_line(row: ScenarioRow) -> str:
+    """The FastAPI floor's own figures, for the progress log."""
+    framework = row.framework
+    if framework is None:
+        return NONE
+    errors = f", errors {framework.errors}" if framework.error_count else ""
+    return (
+        f"{_rate(framework.requests_per_s)} req/s, p50 {_ms(framework.p50_ms)} ms, "
+        f"p99 {_ms(framework.p99_ms)} ms{errors}"
+    )
 
 
 def mail_note(row: ScenarioRow) -> str:

@@ -20,6 +20,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 from app import demo
-from bench import floor, load, report, scenarios, seed
+from bench import floor, framework_floor, load, report, scenarios, seed
 from bench.pgmonitor import PgMonitor
 from bench.server import Service, rss_kib
 from bench.smtpsink import SmtpSink
@@ -199,41 +200,125 @@ def bench_n(
         if only:
             chosen = [s for s in chosen if s.name in only or s.key in only]
         secret = secrets.token_urlsafe(32)
-        with (
-            PgMonitor(asyncpg_dsn(info.database_url)) as monitor,
-            Service(
-                info.database_url,
-                secret,
-                args.workers,
-                args.rate_limit_storage_url,
-                smtp_url=args.smtp_sink.url,
-                concurrency=args.connections,
-            ) as service,
-        ):
-            tokens = _log_in(service.base_url)
-            captures = asyncio.run(floor.capture(info.database_url, secret, chosen, tokens))
-            result.rss_start_mib = rss_kib(service.pids()) / 1024
-            for scenario in chosen:
-                row = _bench_scenario(service, scenario, tokens, args, monitor)
-                row.statements = captures[scenario.key].statements_per_request
-                row.floor = _floor(
-                    scenario, captures[scenario.key], info, args, workers, monitor.pids
-                )
-                result.rows.append(row)
-                _say(f"[N={n}] {report.line(row, args.noise_limit)}")
-                if row.mails is not None:
-                    result.notes.append(report.mail_note(row))
-                    _say(f"[N={n}] {result.notes[-1]}")
-            result.rss_end_mib = rss_kib(service.pids()) / 1024
-            if not args.smoke:
-                soak = next((s for s in chosen if s.key == SOAK_SCENARIO), None)
-                if soak is not None:
-                    result.soak = _soak(service, soak, tokens[soak.role], args, monitor)
-                    _say(f"[N={n}] {report.soak_line(result.soak).strip()}")
+        with PgMonitor(asyncpg_dsn(info.database_url)) as monitor:
+            captures, tokens = _bench_service(info, chosen, secret, args, monitor, workers, result)
+            _bench_framework_floor(info, chosen, captures, tokens, secret, args, monitor, result)
     finally:
         if not os.environ.get("BENCH_KEEP_DB"):
             asyncio.run(drop_server_database(server_url, name))
     return result
+
+
+def _bench_service(
+    info: seed.SeedInfo,
+    chosen: list[scenarios.Scenario],
+    secret: str,
+    args: argparse.Namespace,
+    monitor: PgMonitor,
+    workers: floor.FloorWorkers,
+    result: report.RunResult,
+) -> tuple[dict[str, floor.Capture], dict[str, str]]:
+    """The service's rows, each with its floor; the statements captured, and the tokens."""
+    n = info.n
+    with Service(
+        info.database_url,
+        secret,
+        args.workers,
+        args.rate_limit_storage_url,
+        smtp_url=args.smtp_sink.url,
+        concurrency=args.connections,
+    ) as service:
+        tokens = _log_in(service.base_url)
+        captures = asyncio.run(floor.capture(info.database_url, secret, chosen, tokens))
+        result.rss_start_mib = rss_kib(service.pids()) / 1024
+        for scenario in chosen:
+            row = _bench_scenario(service, scenario, tokens, args, monitor)
+            row.statements = captures[scenario.key].statements_per_request
+            row.floor = _floor(scenario, captures[scenario.key], info, args, workers, monitor.pids)
+            result.rows.append(row)
+            _say(f"[N={n}] {report.line(row, args.noise_limit)}")
+            if row.mails is not None:
+                result.notes.append(report.mail_note(row))
+                _say(f"[N={n}] {result.notes[-1]}")
+        result.rss_end_mib = rss_kib(service.pids()) / 1024
+        if not args.smoke:
+            soak = next((s for s in chosen if s.key == SOAK_SCENARIO), None)
+            if soak is not None:
+                result.soak = _soak(service, soak, tokens[soak.role], args, monitor)
+                _say(f"[N={n}] {report.soak_line(result.soak).strip()}")
+    return captures, tokens
+
+
+def _bench_framework_floor(
+    info: seed.SeedInfo,
+    chosen: list[scenarios.Scenario],
+    captures: dict[str, floor.Capture],
+    tokens: dict[str, str],
+    secret: str,
+    args: argparse.Namespace,
+    monitor: PgMonitor,
+    result: report.RunResult,
+) -> None:
+    """Each row's FastAPI floor (bench/framework_floor.py), served after the service stopped:
+    the same wrk load on FastAPI and uvicorn replaying the captured statements. Not for the
+    log-in, whose cost is the password hash the floor adds outside any SQL."""
+    measured = [
+        s for s in chosen if not s.floor_verifies_password and _row(result, s).failure is None
+    ]
+    if not measured:
+        return
+    plan: dict[framework_floor.RequestKey, framework_floor.Answer] = {}
+    for scenario in measured:
+        captured = captures[scenario.key]
+        for index, path in enumerate(scenario.paths):
+            variant = index % len(captured.variants)  # as the floor: the variants captured
+            status, answer = captured.answers[variant]
+            key = (scenario.method, path, tokens[scenario.role])
+            plan[key] = (captured.variants[variant], status, answer)
+    with tempfile.TemporaryDirectory(prefix="bench-framework-") as folder:
+        plan_path = Path(folder) / "plan.pickle"
+        framework_floor.write_plan(
+            plan_path, asyncpg_dsn(info.database_url), args.connections, plan
+        )
+        with Service(
+            info.database_url,
+            secret,
+            args.workers,
+            args.rate_limit_storage_url,
+            concurrency=args.connections,
+            target="bench.framework_floor:app",
+            extra_env={framework_floor.PLAN_ENV: str(plan_path)},
+        ) as bare:
+            options = _wrk_options(bare, args, monitor)
+            for scenario in measured:
+                row = _row(result, scenario)
+                row.framework = _measure_framework(
+                    bare, scenario, tokens[scenario.role], args, options
+                )
+                _say(f"[N={info.n}] FastAPI floor {scenario.key}: {report.framework_line(row)}")
+
+
+def _measure_framework(
+    bare: Service,
+    scenario: scenarios.Scenario,
+    token: str,
+    args: argparse.Namespace,
+    options: dict[str, Any],
+) -> load.WrkResult:
+    if args.warmup > 0:
+        load.run_wrk(bare.base_url, scenario, token, duration=args.warmup, **options)
+    duration = max(args.duration, scenario.min_duration)
+    return quietest(
+        lambda: load.run_wrk(bare.base_url, scenario, token, duration=duration, **options),
+        lambda run: run.other_cpu,
+        args,
+    )
+
+
+def _row(result: report.RunResult, scenario: scenarios.Scenario) -> report.ScenarioRow:
+    row = result.row(scenario.name, scenario.role)
+    assert row is not None  # every chosen scenario has its row once the service ran
+    return row
 
 
 #: Memory is read after this many requests of one scenario, then after ten times as many.

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -92,7 +93,9 @@ def machine_ticks() -> tuple[int, int]:
 
 
 class Service:
-    """`uvicorn app.main:app` with its own environment, in a process group of its own."""
+    """`uvicorn app.main:app` with its own environment, in a process group of its own.
+
+    `target` and `extra_env` serve another app the same way (bench/framework_floor.py)."""
 
     def __init__(
         self,
@@ -103,6 +106,8 @@ class Service:
         smtp_url: str | None = None,
         *,
         concurrency: int,
+        target: str = "app.main:app",
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
@@ -125,6 +130,8 @@ class Service:
         }
         if smtp_url:  # else production has no mailer: a request that sends mail answers 503
             self.env["SMTP_URL"] = smtp_url
+        self.env.update(extra_env or {})
+        self.target = target
         self.log = Path(tempfile.mkstemp(prefix="bench-uvicorn-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -133,7 +140,7 @@ class Service:
             sys.executable,
             "-m",
             "app.serve",  # uvicorn, its workers sharing connections evenly (docs/DEPLOYMENT.md)
-            "app.main:app",
+            self.target,
             "--host",
             HOST,
             "--port",
