@@ -50,6 +50,23 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(PoolCollector(engine))
+        # Each label set's children, kept once made: `labels()` takes a lock and checks the
+        # labels on every call (prometheus_client's docs suggest keeping them).
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        counted = self._counted.get((method, route, status))
+        if counted is None:
+            counted = self.requests.labels(method, route, str(status))
+            self._counted[(method, route, status)] = counted
+        counted.inc()
+        timed = self._timed.get((method, route))
+        if timed is None:
+            timed = self.latency.labels(method, route)
+            self._timed[(method, route)] = timed
+        timed.observe(seconds)
 
 
 class PoolCollector(Collector):
@@ -89,7 +106,11 @@ class RequestObservability:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers", [])).get(REQUEST_ID_HEADER, b"").decode("latin-1")
+        given = ""
+        for name, value in scope.get("headers", ()):
+            if name == REQUEST_ID_HEADER:
+                given = value.decode("latin-1")
+                break
         request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
@@ -111,18 +132,20 @@ class RequestObservability:
             duration = time.perf_counter() - started
             route = _route_template(scope)
             method = str(scope.get("method", ""))
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(duration)
+            self.metrics.observe(method, route, status, duration)
             if logger.isEnabledFor(logging.INFO):  # else not even the line is built
-                logger.info(
-                    json.dumps(
-                        {
-                            "event": "request",
-                            "method": method,
-                            "path": route,
-                            "status": status,
-                            "duration_ms": round(duration * 1000, 2),
-                            "request_id": request_id,
-                        }
-                    )
+                line = json.dumps(
+                    {
+                        "event": "request",
+                        "method": method,
+                        "path": route,
+                        "status": status,
+                        "duration_ms": round(duration * 1000, 2),
+                        "request_id": request_id,
+                    }
+                )
+                # What `logger.info(line)` does but for looking up its caller's file and line
+                # (a walk up the stack), which no line of this logger shows.
+                logger.handle(
+                    logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None)
                 )

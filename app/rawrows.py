@@ -164,7 +164,9 @@ async def _session_driver(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     if connection.dialect.driver == "asyncpg" and not sync_connection.get_execution_options().get(
         BEHIND_PGBOUNCER
     ):
-        driver = (await connection.get_raw_connection()).driver_connection
+        # The pooled connection the session just checked out and began on: valid, so reading
+        # it needs no await (`get_raw_connection()` would switch greenlets to read it).
+        driver = sync_connection.connection.driver_connection
         assert driver is not None  # a checked-out connection
     session.info[_DRIVER] = (session.sync_session.get_transaction(), connection, driver)
     return connection, driver

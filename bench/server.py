@@ -117,7 +117,8 @@ class Service:
             "DATABASE_URL": database_url,
             "SECRET_KEY": secret_key,
             "APP_ENV": "production",
-            "LOG_LEVEL": "WARNING",
+            # As deployed (the default): one JSON line per request, into this service's log.
+            "LOG_LEVEL": "INFO",
             # On, and counting every request, but high enough never to answer 429 here.
             "API_RATE_LIMIT": "100000000/minute",
             "RATE_LIMIT_STORAGE_URL": rate_limit_storage_url,
