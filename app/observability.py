@@ -147,5 +147,5 @@ class RequestObservability:
                 # What `logger.info(line)` does but for looking up its caller's file and line
                 # (a walk up the stack), which no line of this logger shows.
                 logger.handle(
-                    logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None)
+                    logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None)
                 )
