@@ -30,7 +30,7 @@ import asyncpg  # type: ignore[import-untyped]
 from fastapi import Body, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from bench.replay import Statement, bind, run_statements
+from bench.replay import Statement, bind, keep_session, run_statements
 
 #: (method, path with its query string, Authorization header) of a request the plan knows.
 RequestKey = tuple[str, str, str]
@@ -54,7 +54,7 @@ def create_app(plan_path: Path) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         pool = await asyncpg.create_pool(
-            plan["dsn"], min_size=1, max_size=plan["pool_size"], timeout=10
+            plan["dsn"], min_size=1, max_size=plan["pool_size"], timeout=10, reset=keep_session
         )
         pools.append(pool)
         try:

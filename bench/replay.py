@@ -136,6 +136,14 @@ class Tally:
 MAX_JOB_SECONDS = 600.0
 
 
+async def keep_session(_connection: asyncpg.Connection) -> None:
+    """A pool's `reset`: nothing beyond asyncpg's own rollback of a transaction left open.
+
+    asyncpg's default sends a reset query (`SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`) each time a connection goes back to its pool: a round trip per
+    replayed request that the service, whose pool only rolls back, never makes."""
+
+
 class Replayer:
     """One worker's event loop and pool (reopened when a job needs another size or database)."""
 
@@ -147,7 +155,11 @@ class Replayer:
         if self.pool is None or self.key != (job.dsn, job.concurrency):
             await self.close()
             self.pool = await asyncpg.create_pool(
-                job.dsn, min_size=job.concurrency, max_size=job.concurrency, timeout=10
+                job.dsn,
+                min_size=job.concurrency,
+                max_size=job.concurrency,
+                timeout=10,
+                reset=keep_session,
             )
             self.key = (job.dsn, job.concurrency)
         assert self.pool is not None
