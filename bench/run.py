@@ -305,14 +305,26 @@ def _measure_framework(
     args: argparse.Namespace,
     options: dict[str, Any],
 ) -> load.WrkResult:
-    if args.warmup > 0:
-        load.run_wrk(bare.base_url, scenario, token, duration=args.warmup, **options)
-    duration = max(args.duration, scenario.min_duration)
+    duration = _warm_up(bare, scenario, token, args, options)
     return quietest(
         lambda: load.run_wrk(bare.base_url, scenario, token, duration=duration, **options),
         lambda run: run.other_cpu,
         args,
     )
+
+
+def _warm_up(
+    server: Service,
+    scenario: scenarios.Scenario,
+    token: str,
+    args: argparse.Namespace,
+    options: dict[str, Any],
+) -> float:
+    """Load `server` with the scenario for the warm-up (thrown away); the measured run's
+    duration. The service and its FastAPI floor both go through here, so they compare."""
+    if args.warmup > 0:
+        load.run_wrk(server.base_url, scenario, token, duration=args.warmup, **options)
+    return max(args.duration, scenario.min_duration)
 
 
 def _row(result: report.RunResult, scenario: scenarios.Scenario) -> report.ScenarioRow:
@@ -376,9 +388,7 @@ def _bench_scenario(
         row.failure = failure
         return row
     options = _wrk_options(service, args, monitor)
-    if args.warmup > 0:
-        load.run_wrk(service.base_url, scenario, token, duration=args.warmup, **options)
-    duration = max(args.duration, scenario.min_duration)
+    duration = _warm_up(service, scenario, token, args, options)
     sink: SmtpSink = args.smtp_sink
 
     def measure() -> tuple[load.WrkResult, int | None]:
